@@ -1,0 +1,32 @@
+# Two entry points: `make sweep` and `make test`. Both create .venv on first use.
+# torch/torchvision are pinned to the builds this project is tested with; a newer
+# pin would make every fresh machine download several GB.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: sweep test test-fast benchmark clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+sweep: $(STAMP)
+	$(BIN)/tuner sweep --preset quick --name $${NAME:-default-$$(date +%Y%m%d-%H%M%S)} $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/trial_throughput.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,66 @@
+from pathlib import Path
+
+import pytest
+
+from tuner.search_spaces import SPACES_DIR, SearchSpaceError, available_spaces, load_space
+
+
+@pytest.mark.parametrize("name", available_spaces())
+def test_every_shipped_space_loads_and_converts(name):
+    space = load_space(name)
+    param_space = space.to_tune()
+    assert {p.name for p in space.params} <= set(param_space)
+    for point in space.start:
+        assert set(point) == {p.name for p in space.params}
+
+
+def test_default_space_searches_the_three_parameters():
+    space = load_space("default")
+    kinds = {p.name: p.type for p in space.params}
+    assert kinds == {"lr": "loguniform", "negative_slope": "uniform", "init_scale": "loguniform"}
+
+
+def test_space_by_path(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("params:\n  lr: {type: loguniform, low: 1e-4, high: 1e-2}\n")
+    space = load_space(str(path))
+    assert space.params[0].low == pytest.approx(1e-4)  # "1e-4" is a string to YAML; coerced
+
+
+BAD = {
+    "unknown type": ("params:\n  lr: {type: gaussian, low: 1, high: 2}\n", r"'lr': unknown type 'gaussian'; use one of"),
+    "low >= high": ("params:\n  lr: {type: uniform, low: 0.1, high: 0.01}\n", r"'lr': low \(0.1\) must be below high"),
+    "missing key": ("params:\n  lr: {type: uniform, low: 0.1}\n", r"'lr' \(uniform\) is missing high"),
+    "extra key": ("params:\n  lr: {type: uniform, low: 0.1, high: 1, step: 2}\n", r"unknown keys \['step'\]"),
+    "log of zero": ("params:\n  lr: {type: loguniform, low: 0, high: 1}\n", r"loguniform needs low > 0"),
+    "not a number": ("params:\n  lr: {type: uniform, low: small, high: 1}\n", r"low must be a number"),
+    "unknown parameter": ("params:\n  learning_rate: {type: uniform, low: 0, high: 1}\n", r"unknown parameter 'learning_rate'"),
+    "sweep-owned": ("params:\n  max_epochs: {type: int, low: 1, high: 5}\n", r"set by the sweep.*--max-epochs"),
+    "no params": ("fixed:\n  batch_size: 32\n", r"needs a non-empty 'params:'"),
+    "bad yaml": ("params: [unclosed\n", r"not valid YAML"),
+    "empty choice": ("params:\n  hidden: {type: choice, values: []}\n", r"values must be a non-empty list"),
+    "bad fixed value": ("params:\n  lr: {type: uniform, low: 0.1, high: 1}\nfixed:\n  optimizer: rmsprop\n", r"fixed settings: optimizer 'rmsprop'"),
+    "searched and fixed": ("params:\n  lr: {type: uniform, low: 0.1, high: 1}\nfixed:\n  lr: 0.5\n", r"both searched and fixed"),
+    "bad start": ("params:\n  lr: {type: uniform, low: 0.1, high: 1}\nstart:\n  - {lr: 0.5, hidden: 3}\n", r"start point"),
+    "top-level typo": ("param:\n  lr: {type: uniform, low: 0.1, high: 1}\n", r"needs a non-empty 'params:'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_malformed_space_names_file_parameter_and_problem(tmp_path, case):
+    text, pattern = BAD[case]
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(SearchSpaceError, match=pattern) as err:
+        load_space(str(path))
+    assert str(path) in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_space_name_lists_the_shipped_ones():
+    with pytest.raises(SearchSpaceError, match="unknown search space 'nope'.*default"):
+        load_space("nope")
+
+
+def test_spaces_dir_is_the_repo_folder():
+    assert SPACES_DIR == Path(__file__).resolve().parent.parent / "search_spaces"

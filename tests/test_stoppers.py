@@ -1,0 +1,41 @@
+import math
+
+import pytest
+
+from tuner.stoppers import PlateauStopper, is_plateau
+
+
+@pytest.mark.parametrize(
+    "losses, patience, min_delta, expected",
+    [
+        ([1.0, 0.5, 0.25, 0.12], 2, 0.01, False),  # steadily improving
+        ([1.0, 0.5, 0.499, 0.498], 2, 0.01, True),  # improvements below 1%
+        ([1.0, 0.5, 0.499, 0.40], 2, 0.01, False),  # last epoch beats the best clearly
+        ([1.0, 0.5, 0.6, 0.7], 2, 0.0, True),  # getting worse
+        ([1.0, 0.5], 2, 0.01, False),  # not enough history to judge
+        ([1.0, 0.9, 0.9], 1, 0.05, True),
+    ],
+)
+def test_is_plateau(losses, patience, min_delta, expected):
+    assert is_plateau(losses, patience, min_delta) is expected
+
+
+def test_stopper_tracks_each_trial_separately():
+    stopper = PlateauStopper(patience=2, min_delta=0.01)
+    decisions_a = [stopper("a", {"val_loss": v}) for v in [1.0, 0.5, 0.5, 0.5]]
+    decisions_b = [stopper("b", {"val_loss": v}) for v in [1.0, 0.5, 0.25]]
+    assert decisions_a == [False, False, False, True]
+    assert decisions_b == [False, False, False]
+    assert stopper.stop_all() is False
+
+
+@pytest.mark.parametrize("result", [{"val_loss": math.nan}, {"val_loss": math.inf}, {"val_loss": 0.1, "diverged": True}, {}])
+def test_stopper_ends_non_finite_trials_at_once(result):
+    assert PlateauStopper()("t", result) is True
+
+
+def test_stopper_rejects_bad_settings():
+    with pytest.raises(ValueError, match="patience"):
+        PlateauStopper(patience=0)
+    with pytest.raises(ValueError, match="min_delta"):
+        PlateauStopper(min_delta=1.5)

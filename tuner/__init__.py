@@ -1,0 +1,3 @@
+"""tuner: hyperparameter sweeps, on Ray Tune, of a CNN that imitates a fixed torchvision pipeline."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,158 @@
+"""Datasets: where images come from, and the teacher targets computed once for them.
+
+A dataset spec is one of `synthetic`, `cifar10`, `folder:PATH` or `auto`
+(CIFAR-10 when it is on disk or can be downloaded, else synthetic). Images are
+kept as uint8 (N, 3, 32, 32); the teacher's float targets are computed once,
+in batches, by `with_targets`, and the sweep hands the result to every trial
+through Ray's object store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tuner.synthetic import synthetic_images
+from tuner.teacher import teach
+
+log = logging.getLogger(__name__)
+
+DATASETS = ("auto", "synthetic", "cifar10", "folder:PATH")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+DOWNLOAD_TIMEOUT_S = 5.0
+
+
+class DatasetError(ValueError):
+    """A dataset spec that cannot be served; the message says what to do."""
+
+
+@dataclass
+class ImageSplits:
+    """uint8 images: train and val for the sweep, test for the benchmark (None: use val)."""
+
+    source: str
+    train: torch.Tensor
+    val: torch.Tensor
+    test: torch.Tensor | None = None
+
+    @property
+    def benchmark_images(self) -> torch.Tensor:
+        return self.test if self.test is not None else self.val
+
+
+@dataclass
+class TeacherData:
+    """Images with their teacher targets: what every trial trains and validates on."""
+
+    source: str
+    train_images: torch.Tensor
+    train_targets: torch.Tensor
+    val_images: torch.Tensor
+    val_targets: torch.Tensor
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("TUNER_DATA_DIR", Path.home() / ".cache" / "tuner" / "data"))
+
+
+def with_targets(splits: ImageSplits) -> TeacherData:
+    return TeacherData(splits.source, splits.train, teach(splits.train), splits.val, teach(splits.val))
+
+
+def load_images(
+    spec: str, train_size: int, val_size: int, seed: int = 0, data_dir: str | Path | None = None
+) -> ImageSplits:
+    """Resolve a dataset spec to image splits of the requested sizes."""
+    data_dir = Path(data_dir) if data_dir else default_data_dir()
+    if spec == "auto":
+        spec = "cifar10" if _cifar10_available(data_dir) else "synthetic"
+        if spec == "synthetic":
+            log.warning("CIFAR-10 is not in %s and cannot be downloaded; using the built-in synthetic images.", data_dir)
+    if spec == "synthetic":
+        # Distinct seeds per split, so val never repeats a training image.
+        return ImageSplits("synthetic", synthetic_images(train_size, seed), synthetic_images(val_size, seed + 1))
+    if spec == "cifar10":
+        return _cifar10(data_dir, train_size, val_size, seed)
+    if spec.startswith("folder:"):
+        return _folder(Path(spec[len("folder:") :]).expanduser(), train_size, val_size, seed)
+    raise DatasetError(f"unknown dataset {spec!r}; use one of: {', '.join(DATASETS)}")
+
+
+def _split(images: torch.Tensor, train_size: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded shuffle, then val first so changing train_size never moves a val image into train."""
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    val = images[order[:val_size]]
+    train = images[order[val_size : val_size + train_size]]
+    return train, val
+
+
+def _cifar10_dataset(data_dir: Path, train: bool, download: bool):
+    from torchvision.datasets import CIFAR10
+
+    return CIFAR10(str(data_dir), train=train, download=download)
+
+
+def _cifar10_on_disk(data_dir: Path) -> bool:
+    return (data_dir / "cifar-10-batches-py" / "data_batch_1").exists()
+
+
+def _cifar10_available(data_dir: Path) -> bool:
+    """True when CIFAR-10 is on disk, or downloads now; offline this gives up in seconds."""
+    if _cifar10_on_disk(data_dir):
+        return True
+    try:
+        _download_cifar10(data_dir)
+    except DatasetError:
+        return False
+    return True
+
+
+def _download_cifar10(data_dir: Path) -> None:
+    # torchvision's downloader has no timeout of its own; a socket default bounds
+    # each connect/read so an offline machine fails fast instead of hanging.
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        _cifar10_dataset(data_dir, train=True, download=True)
+        _cifar10_dataset(data_dir, train=False, download=True)
+    except Exception as exc:  # URLError, timeout, bad checksum: all mean "not available"
+        raise DatasetError(
+            f"CIFAR-10 is not in {data_dir} and could not be downloaded ({type(exc).__name__}); "
+            "connect to the internet, copy cifar-10-batches-py there, or use --dataset synthetic"
+        ) from None
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _cifar10(data_dir: Path, train_size: int, val_size: int, seed: int) -> ImageSplits:
+    if not _cifar10_on_disk(data_dir):
+        _download_cifar10(data_dir)
+    to_tensor = lambda ds: torch.from_numpy(np.asarray(ds.data)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
+    train_all = to_tensor(_cifar10_dataset(data_dir, train=True, download=False))
+    test = to_tensor(_cifar10_dataset(data_dir, train=False, download=False))
+    train, val = _split(train_all, train_size, val_size, seed)
+    return ImageSplits("cifar10", train, val, test)
+
+
+def _folder(root: Path, train_size: int, val_size: int, seed: int) -> ImageSplits:
+    """A user's own images, any size: shorter side resized to 32, centre-cropped to 32x32."""
+    from PIL import Image
+    from torchvision.transforms import v2
+
+    if not root.is_dir():
+        raise DatasetError(f"image folder {root} does not exist; pass --dataset folder:PATH with a folder of images")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if len(files) < 2:
+        raise DatasetError(f"image folder {root} holds {len(files)} images ({', '.join(sorted(IMAGE_SUFFIXES))}); it needs at least 2")
+    to_32 = v2.Compose([v2.PILToTensor(), v2.Resize(32, antialias=True), v2.CenterCrop(32)])
+    images = torch.stack([to_32(Image.open(f).convert("RGB")) for f in files])
+    val_size = min(val_size, max(1, len(images) // 5))
+    train, val = _split(images, min(train_size, len(images) - val_size), val_size, seed)
+    return ImageSplits(f"folder:{root}", train, val)

@@ -1,0 +1,175 @@
+"""Search spaces as YAML files in `search_spaces/`, checked before any trial starts.
+
+A file has `params` (what Optuna searches) and optional `fixed` (settings
+every trial shares):
+
+    params:
+      lr:             {type: loguniform, low: 3.0e-4, high: 3.0e-3}
+      negative_slope: {type: uniform,    low: 0.01,   high: 0.9}
+    fixed:
+      batch_size: 32
+
+Types: uniform, loguniform (low > 0), int, choice (with `values`). Keys must be
+fields of ModelConfig or TrainConfig; epochs and seed come from the command line.
+An optional `start:` lists points Optuna evaluates first (a known-good setting).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tuner.model import ModelConfig
+from tuner.training import TrainConfig
+
+SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+TYPES = {"uniform": ("low", "high"), "loguniform": ("low", "high"), "int": ("low", "high"), "choice": ("values",)}
+SWEEP_OWNED = {"max_epochs": "--max-epochs", "seed": "--seed"}
+TUNABLE = (set(ModelConfig.__dataclass_fields__) - {"in_shape", "out_shape"}) | set(TrainConfig.__dataclass_fields__)
+
+
+class SearchSpaceError(ValueError):
+    """A search space file that cannot be used; the message names file, parameter and fix."""
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    values: tuple[Any, ...] = ()
+
+    def to_tune(self):
+        """The Ray Tune domain; OptunaSearch turns it into the matching Optuna distribution."""
+        from ray import tune
+
+        if self.type == "uniform":
+            return tune.uniform(self.low, self.high)
+        if self.type == "loguniform":
+            return tune.loguniform(self.low, self.high)
+        if self.type == "int":
+            return tune.randint(int(self.low), int(self.high) + 1)  # randint's upper bound is exclusive
+        return tune.choice(list(self.values))
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    path: Path
+    params: tuple[Param, ...]
+    fixed: dict[str, Any] = field(default_factory=dict)
+    start: tuple[dict[str, Any], ...] = ()
+
+    def to_tune(self) -> dict[str, Any]:
+        """param_space for ray.tune.Tuner: searched domains plus fixed values."""
+        return {**self.fixed, **{p.name: p.to_tune() for p in self.params}}
+
+
+def available_spaces() -> list[str]:
+    return sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
+
+
+def resolve_path(name_or_path: str) -> Path:
+    path = Path(name_or_path).expanduser()
+    if path.suffix in {".yaml", ".yml"} or path.exists():
+        if not path.is_file():
+            raise SearchSpaceError(f"search space file {path} does not exist; pass a YAML file or one of: {', '.join(available_spaces())}")
+        return path
+    named = SPACES_DIR / f"{name_or_path}.yaml"
+    if not named.is_file():
+        raise SearchSpaceError(f"unknown search space {name_or_path!r}; use one of: {', '.join(available_spaces())}, or a path to a YAML file")
+    return named
+
+
+def load_space(name_or_path: str) -> SearchSpace:
+    path = resolve_path(name_or_path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SearchSpaceError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the syntax") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("params"), dict) or not doc["params"]:
+        raise SearchSpaceError(f"{path}: needs a non-empty 'params:' mapping of parameter name -> {{type, low, high}}")
+    extra = set(doc) - {"params", "fixed", "start", "description"}
+    if extra:
+        raise SearchSpaceError(f"{path}: unknown top-level keys {sorted(extra)}; allowed: params, fixed, start, description")
+    fixed = doc.get("fixed") or {}
+    if not isinstance(fixed, dict):
+        raise SearchSpaceError(f"{path}: 'fixed:' must be a mapping of setting -> value")
+    params = tuple(_parse_param(path, name, spec) for name, spec in doc["params"].items())
+    for name in fixed:
+        _check_name(path, name)
+    both = set(fixed) & {p.name for p in params}
+    if both:
+        raise SearchSpaceError(f"{path}: {sorted(both)} both searched and fixed; keep each in one place")
+    _check_fixed_values(path, fixed)
+    start = _parse_start(path, doc.get("start") or [], params)
+    return SearchSpace(path.stem, path, params, dict(fixed), start)
+
+
+def _parse_start(path: Path, start: Any, params: tuple[Param, ...]) -> tuple[dict[str, Any], ...]:
+    """Optional first points for Optuna to try (known-good settings), each giving every searched parameter."""
+    names = {p.name for p in params}
+    if not isinstance(start, list) or not all(isinstance(s, dict) for s in start):
+        raise SearchSpaceError(f"{path}: 'start:' must be a list of mappings, one per point")
+    for point in start:
+        if set(point) != names:
+            raise SearchSpaceError(f"{path}: start point {point} must set exactly the searched parameters {sorted(names)}")
+    return tuple(start)
+
+
+def _check_name(path: Path, name: str) -> None:
+    if name in SWEEP_OWNED:
+        raise SearchSpaceError(f"{path}: parameter {name!r} is set by the sweep; remove it and use {SWEEP_OWNED[name]}")
+    if name not in TUNABLE:
+        raise SearchSpaceError(f"{path}: unknown parameter {name!r}; tunable are: {', '.join(sorted(TUNABLE))}")
+
+
+def _number(path: Path, name: str, key: str, value: Any) -> float:
+    # PyYAML reads 3e-4 (no dot) as a string, so numbers are coerced here.
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise SearchSpaceError(f"{path}: parameter {name!r}: {key} must be a number, got {value!r}") from None
+
+
+def _parse_param(path: Path, name: str, spec: Any) -> Param:
+    _check_name(path, name)
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise SearchSpaceError(f"{path}: parameter {name!r} needs a mapping with 'type' (one of {', '.join(TYPES)})")
+    kind = spec["type"]
+    if kind not in TYPES:
+        raise SearchSpaceError(f"{path}: parameter {name!r}: unknown type {kind!r}; use one of {', '.join(TYPES)}")
+    needed = TYPES[kind]
+    missing = [k for k in needed if k not in spec]
+    if missing:
+        raise SearchSpaceError(f"{path}: parameter {name!r} ({kind}) is missing {', '.join(missing)}")
+    extra = set(spec) - set(needed) - {"type"}
+    if extra:
+        raise SearchSpaceError(f"{path}: parameter {name!r} ({kind}) has unknown keys {sorted(extra)}; it takes {', '.join(needed)}")
+    if kind == "choice":
+        values = spec["values"]
+        if not isinstance(values, list) or not values:
+            raise SearchSpaceError(f"{path}: parameter {name!r}: values must be a non-empty list")
+        return Param(name, kind, values=tuple(values))
+    low, high = (_number(path, name, k, spec[k]) for k in ("low", "high"))
+    if not low < high:
+        raise SearchSpaceError(f"{path}: parameter {name!r}: low ({low:g}) must be below high ({high:g})")
+    if kind == "loguniform" and low <= 0:
+        raise SearchSpaceError(f"{path}: parameter {name!r}: loguniform needs low > 0 (got {low:g}); use uniform or a positive low")
+    if kind == "int" and (low != int(low) or high != int(high)):
+        raise SearchSpaceError(f"{path}: parameter {name!r}: int bounds must be whole numbers")
+    return Param(name, kind, low, high)
+
+
+def _check_fixed_values(path: Path, fixed: dict[str, Any]) -> None:
+    """Build the configs once with the fixed values, so a bad optimizer name fails here, not in trial 1."""
+    from tuner.training import split_config
+
+    try:
+        split_config(dict(fixed))
+    except (TypeError, ValueError) as exc:
+        raise SearchSpaceError(f"{path}: fixed settings: {exc}") from None

@@ -1,0 +1,38 @@
+"""The Ray Tune function trainable: one trial = one `Trainer`, reporting every epoch.
+
+Each report carries a checkpoint (model config + weights + optimizer state),
+so Ray can resume a restarted trial and `tuner export` can rebuild the model
+from the checkpoint alone. Data arrives through `tune.with_parameters`, i.e.
+Ray's object store: the teacher targets are computed once per sweep.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+import torch
+from ray import tune
+
+from tuner.checkpoints import load_checkpoint, save_checkpoint
+from tuner.data import TeacherData
+from tuner.training import Trainer, split_config
+
+
+def train_trial(config: dict[str, Any], data: TeacherData) -> None:
+    """Ray Tune function trainable (wrapped by tune.with_parameters in the sweep)."""
+    # Use exactly the CPUs Ray gave this trial; torch's default (all cores) oversubscribes.
+    cpus = int(tune.get_context().get_trial_resources().required_resources.get("CPU", 1) or 1)
+    torch.set_num_threads(max(1, cpus))
+    model_cfg, train_cfg = split_config(config)
+    trainer = Trainer(model_cfg, train_cfg, data)
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            trainer.load_state_dict(load_checkpoint(d))
+
+    for metrics in trainer.epochs():
+        with tempfile.TemporaryDirectory() as d:
+            save_checkpoint({**trainer.state_dict(), "metrics": metrics}, d)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))

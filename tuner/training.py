@@ -1,0 +1,158 @@
+"""The training loop, without Ray: `train(model_cfg, train_cfg, data) -> metrics`.
+
+`Trainer` runs one epoch at a time so a caller (the Ray trainable, a test, a
+notebook) can report, checkpoint or stop between epochs. Its whole state is
+in `state_dict()`; the learning rate is a pure function of the step and the
+shuffle a pure function of (seed, epoch), so a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from tuner.data import TeacherData
+from tuner.model import ModelConfig, StudentCNN, build_model
+from tuner.teacher import psnr, to_float
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+SCHEDULES = ("onecycle", "constant")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr: float = 1e-3
+    batch_size: int = 32
+    max_epochs: int = 3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    schedule: str = "onecycle"
+    warmup_frac: float = 0.15
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer {self.optimizer!r} is not one of {sorted(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule {self.schedule!r} is not one of {SCHEDULES}")
+
+
+def split_config(config: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
+    """A flat trial config -> (ModelConfig, TrainConfig); an unknown key is an error, not ignored."""
+    model_keys = set(ModelConfig.__dataclass_fields__) - {"in_shape", "out_shape"}
+    train_keys = set(TrainConfig.__dataclass_fields__)
+    unknown = set(config) - model_keys - train_keys
+    if unknown:
+        raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(model_keys | train_keys)}")
+    model_cfg = ModelConfig(**{k: v for k, v in config.items() if k in model_keys})
+    return model_cfg, TrainConfig(**{k: v for k, v in config.items() if k in train_keys})
+
+
+def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
+    """One-cycle: linear warm-up to cfg.lr, then cosine decay to 1% of it; or constant."""
+    if cfg.schedule == "constant":
+        return cfg.lr
+    warmup = max(1, int(cfg.warmup_frac * total_steps))
+    if step < warmup:
+        return cfg.lr * (0.1 + 0.9 * step / warmup)
+    progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+    return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@torch.no_grad()
+def evaluate(model: StudentCNN, images: torch.Tensor, targets: torch.Tensor, batch_size: int = 1024) -> float:
+    """Mean squared error of the model against the teacher targets."""
+    model.eval()
+    total = 0.0
+    for i in range(0, len(images), batch_size):
+        out = model(to_float(images[i : i + batch_size]))
+        total += F.mse_loss(out, targets[i : i + batch_size], reduction="sum").item()
+    return total / targets.numel()
+
+
+class Trainer:
+    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, data: TeacherData) -> None:
+        self.model_cfg, self.cfg, self.data = model_cfg, train_cfg, data
+        torch.manual_seed(train_cfg.seed)
+        self.model = build_model(model_cfg)
+        self.model.set_normalisation(to_float(data.train_images[:4096]))
+        kwargs = {"momentum": 0.9} if train_cfg.optimizer == "sgd" else {}
+        self.optimizer = OPTIMIZERS[train_cfg.optimizer](
+            self.model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay, **kwargs
+        )
+        self.steps_per_epoch = math.ceil(len(data.train_images) / train_cfg.batch_size)
+        self.epoch = 0  # epochs completed
+
+    def run_epoch(self) -> dict[str, float]:
+        """Train one epoch, then validate. Returns the epoch's metrics."""
+        self.model.train()
+        images, targets, bs = self.data.train_images, self.data.train_targets, self.cfg.batch_size
+        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.cfg.seed * 100_003 + self.epoch))
+        total_steps = self.steps_per_epoch * self.cfg.max_epochs
+        loss_sum, seen = 0.0, 0
+        for i in range(self.steps_per_epoch):
+            idx = order[i * bs : (i + 1) * bs]
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr_at(self.epoch * self.steps_per_epoch + i, total_steps, self.cfg)
+            loss = F.mse_loss(self.model(to_float(images[idx])), targets[idx])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            loss_sum += loss.item() * len(idx)
+            seen += len(idx)
+            if not math.isfinite(loss_sum):
+                break  # diverged: further steps only spread NaNs
+        self.epoch += 1
+        train_loss = loss_sum / max(1, seen)
+        if not math.isfinite(train_loss):
+            return {"epoch": self.epoch, "train_loss": train_loss, "val_loss": math.inf, "val_psnr": 0.0, "diverged": True}
+        val_loss = evaluate(self.model, self.data.val_images, self.data.val_targets)
+        finite = math.isfinite(val_loss)
+        return {
+            "epoch": self.epoch,
+            "train_loss": train_loss,
+            "val_loss": val_loss if finite else math.inf,
+            "val_psnr": psnr(val_loss) if finite else 0.0,
+            "diverged": not finite,
+        }
+
+    def epochs(self) -> Iterator[dict[str, float]]:
+        while self.epoch < self.cfg.max_epochs:
+            metrics = self.run_epoch()
+            yield metrics
+            if metrics["diverged"]:
+                return
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to rebuild and resume; loads with torch.load(weights_only=True)."""
+        return {
+            "model_config": self.model_cfg.to_dict(),
+            "train_config": asdict(self.cfg),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch = int(state["epoch"])
+
+
+def train(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    data: TeacherData,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> dict[str, float]:
+    """Train to max_epochs (or divergence); returns the last epoch's metrics."""
+    trainer = Trainer(model_cfg, train_cfg, data)
+    metrics: dict[str, float] = {}
+    for metrics in trainer.epochs():
+        if on_epoch:
+            on_epoch(metrics)
+    return metrics
