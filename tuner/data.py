@@ -153,6 +153,7 @@ def _folder(root: Path, train_size: int, val_size: int, seed: int) -> ImageSplit
         raise DatasetError(f"image folder {root} holds {len(files)} images ({', '.join(sorted(IMAGE_SUFFIXES))}); it needs at least 2")
     to_32 = v2.Compose([v2.PILToTensor(), v2.Resize(32, antialias=True), v2.CenterCrop(32)])
     images = torch.stack([to_32(Image.open(f).convert("RGB")) for f in files])
-    val_size = min(val_size, max(1, len(images) // 5))
+    # val gets what it asks for, as long as train keeps min(train_size, half the images).
+    val_size = min(val_size, len(images) - min(train_size, len(images) // 2))
     train, val = _split(images, min(train_size, len(images) - val_size), val_size, seed)
     return ImageSplits(f"folder:{root}", train, val)

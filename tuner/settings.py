@@ -17,7 +17,7 @@ SETTINGS_FILE = "sweep.json"
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(
         dataset="auto", num_samples=4, max_epochs=3, grace_period=1, reduction_factor=2,
-        train_size=16_384, val_size=1_024, cpus_per_trial=1.0,
+        train_size=8_192, val_size=1_024, cpus_per_trial=1.0,
     ),
     "full": dict(
         dataset="cifar10", num_samples=40, max_epochs=30, grace_period=3, reduction_factor=3,
@@ -37,7 +37,7 @@ class SweepSettings:
     reduction_factor: int = 2
     patience: int = 2
     min_delta: float = 0.01
-    train_size: int = 16_384
+    train_size: int = 8_192
     val_size: int = 1_024
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0

@@ -33,6 +33,9 @@ def train_trial(config: dict[str, Any], data: TeacherData) -> None:
             trainer.load_state_dict(load_checkpoint(d))
 
     for metrics in trainer.epochs():
+        if metrics["diverged"]:
+            tune.report(metrics)  # no checkpoint: NaN weights are worth nothing; the trial ends here
+            return
         with tempfile.TemporaryDirectory() as d:
             save_checkpoint({**trainer.state_dict(), "metrics": metrics}, d)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))

@@ -108,17 +108,12 @@ class Trainer:
                 break  # diverged: further steps only spread NaNs
         self.epoch += 1
         train_loss = loss_sum / max(1, seen)
-        if not math.isfinite(train_loss):
-            return {"epoch": self.epoch, "train_loss": train_loss, "val_loss": math.inf, "val_psnr": 0.0, "diverged": True}
-        val_loss = evaluate(self.model, self.data.val_images, self.data.val_targets)
-        finite = math.isfinite(val_loss)
-        return {
-            "epoch": self.epoch,
-            "train_loss": train_loss,
-            "val_loss": val_loss if finite else math.inf,
-            "val_psnr": psnr(val_loss) if finite else 0.0,
-            "diverged": not finite,
-        }
+        val_loss = evaluate(self.model, self.data.val_images, self.data.val_targets) if math.isfinite(train_loss) else math.nan
+        if not math.isfinite(val_loss):
+            # NaN, not inf: ASHA's cutoff (np.nanpercentile) skips NaN, while an inf would
+            # turn every later cutoff at that rung into NaN and stop ASHA from cutting.
+            return {"epoch": self.epoch, "train_loss": train_loss, "val_loss": math.nan, "val_psnr": math.nan, "diverged": True}
+        return {"epoch": self.epoch, "train_loss": train_loss, "val_loss": val_loss, "val_psnr": psnr(val_loss), "diverged": False}
 
     def epochs(self) -> Iterator[dict[str, float]]:
         while self.epoch < self.cfg.max_epochs:

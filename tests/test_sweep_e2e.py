@@ -1,0 +1,118 @@
+"""End-to-end sweeps with real Ray, Optuna, ASHA and torchvision (slow).
+
+1. The real trainable through the CLI on tiny synthetic data, with one trial
+   made to diverge: every output file and its contents.
+2. A scripted trainable whose losses are fixed per config, so that ASHA and the
+   plateau stopper each must end one trial, at an epoch only they can end it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pandas as pd
+import pytest
+import ray.cloudpickle
+from ray import tune
+
+from tuner.checkpoints import load_model
+from tuner.cli import main
+from tuner.data import load_images
+from tuner.evaluate import fidelity
+from tuner.results import HISTORY_COLUMNS, STATUSES, TRIAL_COLUMNS
+from tuner.settings import SweepSettings
+from tuner.sweep import run_sweep
+
+pytestmark = pytest.mark.slow
+
+# Ray workers cannot import this test module by name; ship its functions by value.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+DIVERGING_SPACE = """
+params:
+  lr: {type: loguniform, low: 1.0e-3, high: 1.0e+7}
+fixed: {optimizer: sgd, schedule: constant, hidden: 32, batch_size: 16}
+start:
+  - {lr: 1.0e+6}
+  - {lr: 1.0e-2}
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory, ray_local):
+    storage = tmp_path_factory.mktemp("results")
+    space = storage / "diverging.yaml"
+    space.write_text(DIVERGING_SPACE)
+    argv = ["sweep", "--name", "tiny", "--storage", str(storage), "--dataset", "synthetic", "--space", str(space),
+            "--num-samples", "3", "--max-epochs", "2", "--train-size", "128", "--val-size", "32", "--concurrency", "2"]
+    assert main(argv) == 0
+    return storage / "tiny"
+
+
+def test_sweep_writes_every_file(tiny_sweep):
+    for name in ("sweep.json", "trials.csv", "history.csv", "best.json", "best_model.pt"):
+        assert (tiny_sweep / name).is_file(), name
+    assert json.loads((tiny_sweep / "sweep.json").read_text())["dataset_used"] == "synthetic"
+
+
+def test_trials_csv_has_one_row_per_trial_with_status(tiny_sweep):
+    trials = pd.read_csv(tiny_sweep / "trials.csv")
+    assert len(trials) == 3
+    assert list(trials.columns[: len(TRIAL_COLUMNS)]) == TRIAL_COLUMNS
+    assert {"config/lr", "config/optimizer", "config/max_epochs"} <= set(trials.columns)
+    assert set(trials["status"]) <= set(STATUSES)
+    diverged = trials[trials["config/lr"] == 1e6]
+    assert list(diverged["status"]) == ["diverged"]
+
+
+def test_history_matches_the_trials(tiny_sweep):
+    trials = pd.read_csv(tiny_sweep / "trials.csv")
+    history = pd.read_csv(tiny_sweep / "history.csv")
+    assert list(history.columns) == HISTORY_COLUMNS
+    assert len(history) == trials["epochs"].sum()
+    per_trial = history.groupby("trial_id")["epoch"].max()
+    assert per_trial.to_dict() == trials.set_index("trial_id")["epochs"].to_dict()
+
+
+def test_best_model_rebuilds_from_its_file_and_matches_its_reported_psnr(tiny_sweep):
+    best = json.loads((tiny_sweep / "best.json").read_text())
+    assert best["metrics"]["status"] != "diverged"
+    model = load_model(tiny_sweep / "best_model.pt")
+    splits = load_images("synthetic", train_size=128, val_size=32, seed=0)
+    assert fidelity(model, splits.val).psnr == pytest.approx(best["metrics"]["val_psnr"], abs=0.01)
+
+
+def test_an_existing_name_is_never_overwritten(tiny_sweep, capsys):
+    before = (tiny_sweep / "trials.csv").read_text()
+    argv = ["sweep", "--name", "tiny", "--storage", str(tiny_sweep.parent), "--dataset", "synthetic"]
+    assert main(argv) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (tiny_sweep / "trials.csv").read_text() == before
+
+
+# lr picks a scripted loss curve. ASHA (grace 1, factor 2, max 5) can only stop at
+# epochs 1, 2 and 4; the plateau stopper (patience 1) is the only one that can stop at 3.
+CURVES = {
+    1.0: [1.0, 0.5, 0.25, 0.12, 0.06],  # good: runs to the end
+    2.0: [5.0, 4.0, 3.0, 2.0, 1.0],  # bad from the start: ASHA stops it at epoch 1
+    3.0: [0.9, 0.3, 0.3, 0.3, 0.3],  # stalls after epoch 2: the plateau stopper stops it at epoch 3
+}
+
+
+def scripted_trainable(config, data):
+    for epoch, loss in enumerate(CURVES[config["lr"]], start=1):
+        tune.report({"epoch": epoch, "train_loss": loss, "val_loss": loss, "val_psnr": -loss, "diverged": False})
+
+
+def test_asha_and_the_plateau_stopper_each_stop_a_trial(tmp_path, ray_local):
+    space = tmp_path / "scripted.yaml"
+    space.write_text("params:\n  lr: {type: choice, values: [1.0, 2.0, 3.0]}\nstart:\n  - {lr: 1.0}\n  - {lr: 2.0}\n  - {lr: 3.0}\n")
+    settings = SweepSettings(name="scripted", dataset="synthetic", space=str(space), num_samples=3, max_epochs=5,
+                             grace_period=1, reduction_factor=2, patience=1, min_delta=0.01, train_size=8, val_size=8,
+                             concurrency=1, storage=str(tmp_path))
+    outcome = run_sweep(settings, trainable=scripted_trainable, echo=lambda line: None)
+    by_lr = outcome.summary.trials.set_index("config/lr")
+    assert (by_lr.loc[1.0, "status"], by_lr.loc[1.0, "epochs"]) == ("completed", 5)
+    assert (by_lr.loc[2.0, "status"], by_lr.loc[2.0, "epochs"]) == ("asha", 1)
+    assert (by_lr.loc[3.0, "status"], by_lr.loc[3.0, "epochs"]) == ("plateau", 3)
