@@ -24,11 +24,35 @@ def _few_threads():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_local():
-    """A real local Ray instance for a test module, shut down afterwards."""
+    """A real local Ray instance, started once for the whole test session."""
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+DIVERGING_SPACE = """
+params:
+  lr: {type: loguniform, low: 1.0e-3, high: 1.0e+7}
+fixed: {optimizer: sgd, schedule: constant, hidden: 32, batch_size: 16}
+start:
+  - {lr: 1.0e+6}
+  - {lr: 1.0e-2}
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory, ray_local):
+    """A real tiny sweep through the CLI, made once per session: 3 trials, one of them made to diverge."""
+    from tuner.cli import main
+
+    storage = tmp_path_factory.mktemp("results")
+    space = storage / "diverging.yaml"
+    space.write_text(DIVERGING_SPACE)
+    argv = ["sweep", "--name", "tiny", "--storage", str(storage), "--dataset", "synthetic", "--space", str(space),
+            "--num-samples", "3", "--max-epochs", "2", "--train-size", "128", "--val-size", "32", "--concurrency", "2"]
+    assert main(argv) == 0
+    return storage / "tiny"

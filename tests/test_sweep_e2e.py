@@ -29,27 +29,6 @@ pytestmark = pytest.mark.slow
 # Ray workers cannot import this test module by name; ship its functions by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-DIVERGING_SPACE = """
-params:
-  lr: {type: loguniform, low: 1.0e-3, high: 1.0e+7}
-fixed: {optimizer: sgd, schedule: constant, hidden: 32, batch_size: 16}
-start:
-  - {lr: 1.0e+6}
-  - {lr: 1.0e-2}
-"""
-
-
-@pytest.fixture(scope="module")
-def tiny_sweep(tmp_path_factory, ray_local):
-    storage = tmp_path_factory.mktemp("results")
-    space = storage / "diverging.yaml"
-    space.write_text(DIVERGING_SPACE)
-    argv = ["sweep", "--name", "tiny", "--storage", str(storage), "--dataset", "synthetic", "--space", str(space),
-            "--num-samples", "3", "--max-epochs", "2", "--train-size", "128", "--val-size", "32", "--concurrency", "2"]
-    assert main(argv) == 0
-    return storage / "tiny"
-
-
 def test_sweep_writes_every_file(tiny_sweep):
     for name in ("sweep.json", "trials.csv", "history.csv", "best.json", "best_model.pt"):
         assert (tiny_sweep / name).is_file(), name

@@ -1,7 +1,12 @@
 """The `tuner` command line: a thin layer over the package's functions.
 
     tuner sweep --preset quick --name demo     # run a sweep, write results/demo/
-    tuner sweep --help                         # every option, with its default
+    tuner list                                 # experiments under results/
+    tuner results demo --top 5 --format markdown
+    tuner report demo                          # results/demo/report.md with figures
+    tuner export demo --format onnx --out exported/
+    tuner evaluate demo --dataset folder:~/photos
+    tuner COMMAND --help                       # every option, with its default
 
 Errors a user can fix are printed as one line (`tuner: error: ...`) with exit
 status 2; nothing below here prints a traceback for them.
@@ -12,13 +17,20 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from tuner.data import DATASETS, DatasetError
+from tuner.experiments import ExperimentError
+from tuner.export import FORMATS as EXPORT_FORMATS, ExportError
+from tuner.results import FORMATS, STATUSES
 from tuner.search_spaces import SearchSpaceError, available_spaces
 from tuner.settings import PRESETS, SweepSettings
 
-USER_ERRORS: tuple[type[Exception], ...] = (SearchSpaceError, DatasetError, FileExistsError, FileNotFoundError, ValueError)
+# CheckpointError is a FileNotFoundError. Anything else is a bug, and keeps its traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (
+    SearchSpaceError, DatasetError, ExperimentError, ExportError, FileExistsError, FileNotFoundError, ValueError,
+)
 
 
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
@@ -69,10 +81,126 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _experiment_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("experiment", help="experiment name under --storage, or its path")
+    p.add_argument("--storage", default="results", help="directory that holds experiments [results]")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from tuner.experiments import list_experiments
+    from tuner.results import render
+
+    print(render(list_experiments(args.storage), args.format))
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from tuner.experiments import load_experiment
+    from tuner.results import LEADERBOARD_COLUMNS, render
+
+    exp = load_experiment(args.experiment, args.storage)
+    trials = exp.trials
+    if args.status:
+        wanted = args.status.split(",")
+        unknown = set(wanted) - set(STATUSES)
+        if unknown:
+            raise ValueError(f"unknown status {sorted(unknown)}; use some of: {', '.join(STATUSES)}")
+        trials = trials[trials["status"].isin(wanted)]
+    sort = args.sort if args.sort in trials.columns else f"config/{args.sort}"
+    if sort not in trials.columns:
+        raise ValueError(f"cannot sort by {args.sort!r}; columns: {', '.join(trials.columns)}")
+    # Higher is better for PSNR and epochs; lower for losses and everything else.
+    descending = args.descending or "psnr" in sort
+    trials = trials.sort_values(sort, ascending=not descending, na_position="last")
+    columns = args.columns.split(",") if args.columns else LEADERBOARD_COLUMNS + [c for c in trials.columns if c.startswith("config/")]
+    columns = [c if c in trials.columns else f"config/{c}" for c in columns]
+    missing = [c for c in columns if c not in trials.columns]
+    if missing:
+        raise ValueError(f"unknown columns {missing}; available: {', '.join(trials.columns)}")
+    shown = trials[columns].head(args.top)
+    if args.format in ("table", "markdown"):
+        shown = shown.rename(columns=lambda c: c.removeprefix("config/"))
+    print(render(shown, args.format))
+    if args.format == "table":
+        print(f"\n{exp.name}: {len(exp.trials)} trials, {exp.state}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from tuner.experiments import load_experiment
+    from tuner.report import write_report
+
+    print(f"wrote {write_report(load_experiment(args.experiment, args.storage))}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tuner.experiments import load_experiment
+    from tuner.export import export_model
+
+    exp = load_experiment(args.experiment, args.storage)
+    checkpoint = exp.checkpoint(args.trial)
+    report = export_model(checkpoint, args.format, Path(args.out), exp.heldout_images(args.images))
+    print(f"wrote {report.path} ({report.format}) from {checkpoint}")
+    print(f"verified on {report.fidelity.images} held-out images: max |export - checkpoint| = {report.max_abs_diff:.1e} "
+          f"(tolerance {report.tolerance:.0e}); PSNR against the teacher {report.fidelity.psnr:.2f} dB")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from tuner.evaluate import evaluate_on
+    from tuner.experiments import find_experiment, load_experiment
+
+    target = Path(args.model)
+    if not target.is_file():
+        try:
+            target = load_experiment(find_experiment(args.model, args.storage)).checkpoint()
+        except ExperimentError:
+            raise ExperimentError(f"{args.model!r} is neither a model file nor an experiment; run `tuner list` or pass a .pt/.onnx path") from None
+    source, fid = evaluate_on(target, args.dataset, args.size, args.seed)
+    print(f"{target} on {source}: {fid.images} images, MSE {fid.mse:.3g}, PSNR {fid.psnr:.2f} dB against the teacher")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tuner", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _add_sweep(sub)
+
+    p = sub.add_parser("list", help="experiments under --storage")
+    p.add_argument("--storage", default="results", help="directory that holds experiments [results]")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("results", help="leaderboard of an experiment's trials")
+    _experiment_arg(p)
+    p.add_argument("--sort", default="val_loss", help="column or parameter to sort by [val_loss; PSNR sorts descending]")
+    p.add_argument("--descending", action="store_true", help="sort high to low")
+    p.add_argument("--top", type=int, default=20, help="rows to show [20]")
+    p.add_argument("--columns", help="comma-separated columns or parameter names [leaderboard + parameters]")
+    p.add_argument("--status", help=f"comma-separated statuses to keep ({', '.join(STATUSES)})")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("report", help="write report.md with figures into the experiment directory")
+    _experiment_arg(p)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("export", help="export the best (or a chosen) trial's model, verified")
+    _experiment_arg(p)
+    p.add_argument("--format", choices=sorted(EXPORT_FORMATS), default="state_dict")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--trial", help="trial id [the best trial]")
+    p.add_argument("--images", type=int, default=256, help="held-out images to verify the export on [256]")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("evaluate", help="MSE and PSNR against the teacher of a model on any dataset")
+    p.add_argument("model", help="experiment name or path (its best model), or a model file (.pt, .torchscript.pt, .onnx)")
+    p.add_argument("--storage", default="results", help="directory that holds experiments [results]")
+    p.add_argument("--dataset", default="synthetic", help=f"{' | '.join(DATASETS)} [synthetic]")
+    p.add_argument("--size", type=int, default=10_000, help="images at most (CIFAR-10: its test split) [10000]")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 

@@ -39,10 +39,10 @@ def fidelity(model: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> 
 
 
 def evaluate_on(model_path: str | Path, dataset: str, size: int = 10_000, seed: int = 0) -> tuple[str, Fidelity]:
-    """Fidelity of a saved model on a dataset's held-out images (CIFAR-10: the test split)."""
-    from tuner.checkpoints import load_model
+    """Fidelity of a checkpoint or exported model (any format) on a dataset's held-out images (CIFAR-10: the test split)."""
     from tuner.data import load_images
+    from tuner.export import load_exported
 
-    model = load_model(model_path)
+    model = load_exported(model_path)
     splits = load_images(dataset, train_size=1, val_size=size, seed=seed)
     return splits.source, fidelity(model, splits.benchmark_images[:size])

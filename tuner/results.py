@@ -28,7 +28,7 @@ from tuner.checkpoints import BEST_MODEL_FILE, load_checkpoint
 from tuner.settings import SweepSettings, load_settings
 from tuner.stoppers import is_plateau
 
-HISTORY_COLUMNS = ["trial_id", "epoch", "train_loss", "val_loss", "val_psnr", "time_total_s"]
+HISTORY_COLUMNS = ["trial_id", "epoch", "train_loss", "val_loss", "val_psnr", "epoch_time_s", "time_total_s"]
 TRIAL_COLUMNS = [
     "trial_id", "status", "epochs", "val_loss", "val_psnr", "best_val_loss", "best_val_psnr",
     "train_loss", "checkpoint",
@@ -117,8 +117,8 @@ def collect(exp_dir: Path, finished: bool) -> Summary:
 
 
 def _best(trials: pd.DataFrame) -> dict[str, Any] | None:
-    usable = trials[trials["checkpoint"].astype(bool) & trials["val_loss"].notna()] if len(trials) else trials
-    usable = usable[usable["status"].isin(["completed", "asha", "plateau", "unfinished"])] if len(usable) else usable
+    # Chosen by metrics alone: a best trial whose checkpoint went missing is reported as such, not skipped.
+    usable = trials[trials["val_loss"].notna() & trials["status"].isin(["completed", "asha", "plateau", "unfinished"])] if len(trials) else trials
     if not len(usable):
         return None
     top = usable.iloc[0]
@@ -137,7 +137,7 @@ def summarise(exp_dir: Path, finished: bool = True) -> Summary:
     summary = collect(exp_dir, finished)
     summary.trials.to_csv(exp_dir / "trials.csv", index=False)
     summary.history.to_csv(exp_dir / "history.csv", index=False)
-    if summary.best is not None:
+    if summary.best is not None and summary.best["checkpoint"]:
         state = load_checkpoint(summary.best["checkpoint"])
         model_file = exp_dir / BEST_MODEL_FILE
         torch.save({"model_config": state["model_config"], "model": state["model"], "metrics": summary.best["metrics"],
@@ -147,7 +147,29 @@ def summarise(exp_dir: Path, finished: bool = True) -> Summary:
     return summary
 
 
+LEADERBOARD_COLUMNS = ["trial_id", "status", "epochs", "val_psnr", "val_loss"]
+FORMATS = ("table", "csv", "json", "markdown")
+
+
 def leaderboard(trials: pd.DataFrame, top: int = 5) -> str:
-    cols = ["trial_id", "status", "epochs", "val_psnr", "val_loss"] + [c for c in trials.columns if c.startswith("config/")]
-    shown = trials[cols].head(top).rename(columns=lambda c: c.removeprefix("config/"))
-    return shown.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    cols = LEADERBOARD_COLUMNS + [c for c in trials.columns if c.startswith("config/")]
+    return render(trials[cols].head(top).rename(columns=lambda c: c.removeprefix("config/")), "table")
+
+
+def render(frame: pd.DataFrame, fmt: str) -> str:
+    """A DataFrame as text: an aligned table, CSV, JSON records or a Markdown table."""
+    if fmt == "csv":
+        return frame.to_csv(index=False).rstrip("\n")
+    if fmt == "json":
+        return frame.to_json(orient="records", indent=2)
+    cells = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
+    if fmt == "markdown":
+        rows = [list(frame.columns), ["---"] * len(frame.columns), *cells]
+        return "\n".join("| " + " | ".join(r) + " |" for r in rows)
+    if fmt == "table":
+        return frame.to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(frame) else "(no trials)"
+    raise ValueError(f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}")
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

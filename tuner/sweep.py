@@ -27,6 +27,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from tuner import results
 from tuner.data import load_images, with_targets
+from tuner.experiments import write_state
 from tuner.progress import ProgressPrinter
 from tuner.search_spaces import SearchSpace, load_space
 from tuner.settings import SweepSettings
@@ -123,7 +124,18 @@ def run_sweep(
     )
     echo(f"sweep {settings.name!r}: {settings.num_samples} trials, up to {settings.max_epochs} epochs each, "
          f"space {space.name} ({', '.join(p.name for p in space.params)})")
-    grid = tuner.fit()
-    interrupted = any(r.metrics.get("done") is False for r in grid) if len(grid) else False
-    summary = results.summarise(exp_dir)
+    return _fit_and_summarise(tuner, exp_dir, settings.num_samples)
+
+
+def _fit_and_summarise(tuner: tune.Tuner, exp_dir: Path, num_samples: int) -> SweepOutcome:
+    """Run the tuner; whatever happens, write the tables of what exists and the experiment's state."""
+    write_state(exp_dir, "running")
+    interrupted = True
+    try:
+        grid = tuner.fit()
+        # On Ctrl-C Ray saves its state and returns early: fewer trials ended than asked for.
+        interrupted = len(grid) < num_samples or grid.num_terminated + grid.num_errors < len(grid)
+    finally:
+        write_state(exp_dir, "interrupted" if interrupted else "finished")
+        summary = results.summarise(exp_dir, finished=not interrupted)
     return SweepOutcome(exp_dir, summary, interrupted)

@@ -9,6 +9,7 @@ shuffle a pure function of (seed, epoch), so a resumed run continues exactly.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator
 
@@ -89,6 +90,7 @@ class Trainer:
 
     def run_epoch(self) -> dict[str, float]:
         """Train one epoch, then validate. Returns the epoch's metrics."""
+        started = time.perf_counter()
         self.model.train()
         images, targets, bs = self.data.train_images, self.data.train_targets, self.cfg.batch_size
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.cfg.seed * 100_003 + self.epoch))
@@ -110,10 +112,18 @@ class Trainer:
         train_loss = loss_sum / max(1, seen)
         val_loss = evaluate(self.model, self.data.val_images, self.data.val_targets) if math.isfinite(train_loss) else math.nan
         if not math.isfinite(val_loss):
-            # NaN, not inf: ASHA's cutoff (np.nanpercentile) skips NaN, while an inf would
+            # Diverged. NaN, not inf: ASHA's cutoff (np.nanpercentile) skips NaN, while an inf would
             # turn every later cutoff at that rung into NaN and stop ASHA from cutting.
-            return {"epoch": self.epoch, "train_loss": train_loss, "val_loss": math.nan, "val_psnr": math.nan, "diverged": True}
-        return {"epoch": self.epoch, "train_loss": train_loss, "val_loss": val_loss, "val_psnr": psnr(val_loss), "diverged": False}
+            val_loss = math.nan
+        finite = math.isfinite(val_loss)
+        return {
+            "epoch": self.epoch,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_psnr": psnr(val_loss) if finite else math.nan,
+            "diverged": not finite,
+            "epoch_time_s": time.perf_counter() - started,
+        }
 
     def epochs(self) -> Iterator[dict[str, float]]:
         while self.epoch < self.cfg.max_epochs:

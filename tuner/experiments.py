@@ -1,0 +1,135 @@
+"""Find experiments on disk, know their state, and load one for Python use.
+
+    import tuner
+    exp = tuner.load_experiment("results/demo")    # or a name under results/
+    exp.trials      # DataFrame, one row per trial (results.TRIAL_COLUMNS + config/<name>)
+    exp.history     # DataFrame, one row per trial epoch (results.HISTORY_COLUMNS)
+    exp.best        # {"trial_id", "config", "metrics", "checkpoint"} or None
+
+No Ray needed: everything is read from the experiment directory's files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tuner import results
+from tuner.settings import SETTINGS_FILE, SweepSettings, load_settings
+
+STATE_FILE = "state.json"
+STATES = ("running", "finished", "interrupted")
+
+
+class ExperimentError(LookupError):
+    """An experiment, trial or checkpoint that is not there; the message says what to do."""
+
+
+def find_experiment(name_or_path: str | Path, storage: str | Path = "results") -> Path:
+    """An experiment directory from a path or a name under `storage`."""
+    for candidate in (Path(name_or_path), Path(storage) / str(name_or_path)):
+        if (candidate / SETTINGS_FILE).is_file():
+            return candidate.resolve()
+    known = [p.name for p in experiment_dirs(storage)]
+    hint = f"known in {storage}/: {', '.join(known)}" if known else f"{storage}/ holds no experiments"
+    raise ExperimentError(f"no experiment {str(name_or_path)!r} ({hint}); run `tuner list` or pass the experiment's path")
+
+
+def experiment_dirs(storage: str | Path = "results") -> list[Path]:
+    return sorted(p.parent for p in Path(storage).glob(f"*/{SETTINGS_FILE}"))
+
+
+def write_state(exp_dir: Path, state: str) -> None:
+    assert state in STATES, state
+    doc = {"state": state, "pid": os.getpid(), "host": socket.gethostname(), "updated": time.strftime("%Y-%m-%d %H:%M:%S")}
+    (Path(exp_dir) / STATE_FILE).write_text(json.dumps(doc))
+
+
+def read_state(exp_dir: Path) -> str:
+    """finished / interrupted / running. A 'running' sweep whose process is gone was interrupted."""
+    try:
+        doc = json.loads((Path(exp_dir) / STATE_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return "interrupted"
+    if doc.get("state") != "running":
+        return doc.get("state", "interrupted")
+    if doc.get("host") == socket.gethostname() and not _alive(int(doc.get("pid", 0))):
+        return "interrupted"
+    return "running"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
+
+
+@dataclass
+class Experiment:
+    path: Path
+    settings: SweepSettings
+    info: dict[str, Any]
+    state: str
+    trials: pd.DataFrame
+    history: pd.DataFrame
+    best: dict[str, Any] | None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def trial(self, trial_id: str) -> pd.Series:
+        match = self.trials[self.trials["trial_id"].astype(str) == str(trial_id)]
+        if match.empty:
+            raise ExperimentError(f"experiment {self.name!r} has no trial {trial_id!r}; its trials: {', '.join(self.trials['trial_id'].astype(str))}")
+        return match.iloc[0]
+
+    def checkpoint(self, trial_id: str | None = None) -> Path:
+        """Checkpoint file of a trial, or of the best trial."""
+        if trial_id is None:
+            if self.best is None:
+                raise ExperimentError(f"experiment {self.name!r} has no trial that finished an epoch; nothing to use yet")
+            ckpt = self.best["checkpoint"]
+        else:
+            ckpt = self.trial(trial_id)["checkpoint"]
+        if not isinstance(ckpt, str) or not ckpt or not Path(ckpt).is_file():
+            raise ExperimentError(f"trial {trial_id or self.best['trial_id']} of {self.name!r} has no checkpoint on disk; pick another with --trial")
+        return Path(ckpt)
+
+
+    def heldout_images(self, count: int):
+        """The experiment's own validation images (regenerated or reloaded from its recorded settings)."""
+        from tuner.data import load_images
+
+        s = self.settings
+        return load_images(self.info.get("dataset_used", s.dataset), s.train_size, s.val_size, s.seed, s.data_dir).val[:count]
+
+
+def load_experiment(name_or_path: str | Path, storage: str | Path = "results") -> Experiment:
+    path = find_experiment(name_or_path, storage)
+    settings, info = load_settings(path)
+    state = read_state(path)
+    summary = results.collect(path, finished=state == "finished")
+    return Experiment(path, settings, info, state, summary.trials, summary.history, summary.best)
+
+
+def list_experiments(storage: str | Path = "results") -> pd.DataFrame:
+    rows = []
+    for path in experiment_dirs(storage):
+        exp = load_experiment(path)
+        best = exp.trials["val_psnr"].max() if len(exp.trials) else float("nan")
+        rows.append({"name": exp.name, "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime)),
+                     "dataset": exp.info.get("dataset_used", exp.settings.dataset), "trials": len(exp.trials),
+                     "best_val_psnr": best, "state": exp.state})
+    return pd.DataFrame(rows, columns=["name", "date", "dataset", "trials", "best_val_psnr", "state"])
