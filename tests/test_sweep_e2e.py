@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 def test_sweep_writes_every_file(tiny_sweep):
-    for name in ("sweep.json", "trials.csv", "history.csv", "best.json", "best_model.pt"):
+    for name in ("sweep.json", "state.json", "trials.csv", "history.csv", "best.json", "best_model.pt", "benchmark.csv", "benchmark.png"):
         assert (tiny_sweep / name).is_file(), name
     assert json.loads((tiny_sweep / "sweep.json").read_text())["dataset_used"] == "synthetic"
 

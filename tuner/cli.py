@@ -57,6 +57,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="where CIFAR-10 is looked for and downloaded [$TUNER_DATA_DIR or ~/.cache/tuner/data]")
     p.add_argument("--address", help="Ray cluster address HOST:PORT [$RAY_ADDRESS, else a local Ray]")
     p.add_argument("--seed", type=int, help="seed for data, searcher and training [0]")
+    p.add_argument("--no-benchmark", dest="benchmark", action="store_false", default=None,
+                   help="skip the inference benchmark of the best model at the end")
     p.set_defaults(func=cmd_sweep)
 
 
@@ -76,6 +78,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(leaderboard(summary.trials))
     print(f"\nbest: trial {summary.best['trial_id']}, val PSNR {summary.best['metrics']['val_psnr']:.2f} dB")
     print(f"files: {outcome.experiment_dir}/{{trials.csv,history.csv,best.json,best_model.pt}}")
+    print(f"next: tuner results {settings.name} | tuner report {settings.name} | tuner export {settings.name} --format onnx --out DIR")
     if outcome.interrupted:
         print(f"interrupted: continue with  tuner sweep --resume {settings.name}")
     return 0
@@ -147,6 +150,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from tuner.benchmark import DEFAULT_BATCH_SIZES
+    from tuner.data import load_images
+    from tuner.experiments import load_experiment
+    from tuner.sweep import benchmark_best, ensure_ray
+
+    exp = load_experiment(args.experiment, args.storage)
+    exp.checkpoint()  # one-line error when there is nothing to benchmark
+    if args.dataset:
+        splits = load_images(args.dataset, train_size=1, val_size=args.size, seed=exp.settings.seed)
+    else:
+        splits = exp.splits()
+    images = splits.benchmark_images[: args.size]
+    sizes = tuple(int(b) for b in args.batch_sizes.split(",")) if args.batch_sizes else DEFAULT_BATCH_SIZES
+    print(f"benchmark images: {len(images)} from {splits.source}" + (" (test split)" if splits.test is not None else " (held out)"))
+    ensure_ray(args.address)
+    benchmark_best(exp.path, images, device=args.device, batch_sizes=sizes, min_run_time=args.min_run_time, cpus=args.cpus)
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from tuner.evaluate import evaluate_on
     from tuner.experiments import find_experiment, load_experiment
@@ -193,6 +216,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trial", help="trial id [the best trial]")
     p.add_argument("--images", type=int, default=256, help="held-out images to verify the export on [256]")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("benchmark", help="inference time of the best model against the teacher, on CPU and GPU Ray workers")
+    _experiment_arg(p)
+    p.add_argument("--device", choices=["cpu", "gpu", "all"], default="all", help="which workers to time [all]")
+    p.add_argument("--dataset", help="benchmark on other images, e.g. folder:PATH [the experiment's: CIFAR-10 test split or held-out images]")
+    p.add_argument("--size", type=int, default=10_000, help="images at most [10000]")
+    p.add_argument("--batch-sizes", help="comma-separated model batch sizes [1,32,128,512,2048]")
+    p.add_argument("--min-run-time", type=float, default=0.5, help="seconds of timing per row, after warm-up [0.5]")
+    p.add_argument("--cpus", type=int, help="CPUs of the CPU worker (torch threads follow) [all of the cluster's]")
+    p.add_argument("--address", help="Ray cluster address [$RAY_ADDRESS, else a local Ray]")
+    p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("evaluate", help="MSE and PSNR against the teacher of a model on any dataset")
     p.add_argument("model", help="experiment name or path (its best model), or a model file (.pt, .torchscript.pt, .onnx)")

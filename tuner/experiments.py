@@ -108,12 +108,15 @@ class Experiment:
         return Path(ckpt)
 
 
-    def heldout_images(self, count: int):
-        """The experiment's own validation images (regenerated or reloaded from its recorded settings)."""
+    def splits(self):
+        """The experiment's own images, regenerated or reloaded from its recorded settings."""
         from tuner.data import load_images
 
         s = self.settings
-        return load_images(self.info.get("dataset_used", s.dataset), s.train_size, s.val_size, s.seed, s.data_dir).val[:count]
+        return load_images(self.info.get("dataset_used", s.dataset), s.train_size, s.val_size, s.seed, s.data_dir)
+
+    def heldout_images(self, count: int):
+        return self.splits().val[:count]
 
 
 def load_experiment(name_or_path: str | Path, storage: str | Path = "results") -> Experiment:

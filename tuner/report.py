@@ -17,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
@@ -45,6 +46,7 @@ def _plot_curves(exp: Experiment, path: Path) -> None:
         if status in set(exp.trials["status"]):
             ax.scatter([], [], marker=marker, color=colour, label=status)
     ax.set(yscale="log", xlabel="epoch", ylabel="validation MSE (log)", title=f"{exp.name}: every trial, and why it ended")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(title="ended by", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -47,6 +47,7 @@ class SweepSettings:
     seed: int = 0
     data_dir: str | None = None
     address: str | None = None
+    benchmark: bool = True
 
     def __post_init__(self) -> None:
         positive = ("num_samples", "max_epochs", "grace_period", "patience", "train_size", "val_size")

@@ -26,6 +26,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from tuner import results
+from tuner.checkpoints import BEST_MODEL_FILE, load_checkpoint
 from tuner.data import load_images, with_targets
 from tuner.experiments import write_state
 from tuner.progress import ProgressPrinter
@@ -124,7 +125,20 @@ def run_sweep(
     )
     echo(f"sweep {settings.name!r}: {settings.num_samples} trials, up to {settings.max_epochs} epochs each, "
          f"space {space.name} ({', '.join(p.name for p in space.params)})")
-    return _fit_and_summarise(tuner, exp_dir, settings.num_samples)
+    outcome = _fit_and_summarise(tuner, exp_dir, settings.num_samples)
+    if settings.benchmark and not outcome.interrupted and (exp_dir / BEST_MODEL_FILE).is_file():
+        benchmark_best(exp_dir, splits.benchmark_images, echo=echo)
+    return outcome
+
+
+def benchmark_best(exp_dir: Path, images, echo: Callable[[str], None] = print, **options: Any) -> None:
+    """Benchmark the best trial's model on `images` and write benchmark.csv/png beside the results."""
+    from tuner.benchmark import format_table, run_benchmark, write_outputs
+
+    frame = run_benchmark(load_checkpoint(exp_dir / BEST_MODEL_FILE), images, echo=echo, **options)
+    csv, png = write_outputs(frame, exp_dir)
+    echo(format_table(frame))
+    echo(f"benchmark: {csv} and {png}")
 
 
 def _fit_and_summarise(tuner: tune.Tuner, exp_dir: Path, num_samples: int) -> SweepOutcome:

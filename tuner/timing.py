@@ -1,0 +1,124 @@
+"""Inference timing on one device, without Ray: the teacher, its matrix form, and the model.
+
+Each measurement uses torch.utils.benchmark.Timer (it synchronises CUDA around
+every timed block) after explicit warm-up calls, and reports the median time per
+call with the interquartile range as its spread. Inputs already sit on the
+device; the host-to-device copy of a batch is timed on its own and shown beside.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any, Callable
+
+import torch
+from torch.utils.benchmark import Timer
+
+from tuner.evaluate import fidelity
+from tuner.model import ModelConfig, build_model
+from tuner.teacher import PIPELINE, teacher_matrix, to_float
+
+WARMUP_CALLS, WARMUP_SECONDS = 3, 1.0
+
+
+def time_call(fn: Callable[[], Any], min_run_time: float) -> tuple[float, float]:
+    """(median seconds per call, IQR / median) of fn, after warm-up (3 calls, or 1 s if those are slow)."""
+    started = time.perf_counter()
+    for _ in range(WARMUP_CALLS):
+        fn()
+        if time.perf_counter() - started > WARMUP_SECONDS:
+            break
+    m = Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time)
+    return m.median, (m.iqr / m.median if m.median > 0 else 0.0)
+
+
+def _row(device: str, method: str, batch: int, seconds: float, spread: float, copy_s: float, n_images: int, psnr: float | None) -> dict[str, Any]:
+    rate = batch / seconds
+    return {
+        "device": device, "method": method, "batch_size": batch,
+        "images_per_s": rate, "set_s": n_images / rate, "spread": spread,
+        "images_per_s_with_copy": batch / (seconds + copy_s), "psnr_db": psnr,
+    }
+
+
+def _copy_time(images: torch.Tensor, device: str, batch: int, min_run_time: float) -> float:
+    if device == "cpu":
+        return 0.0
+    host = to_float(images[:batch]).pin_memory()
+    return time_call(lambda: host.to(device, non_blocking=False), min_run_time)[0]
+
+
+def _batch(images: torch.Tensor, batch: int) -> torch.Tensor:
+    """A batch of exactly `batch` images, repeating the set when it is smaller."""
+    reps = -(-batch // len(images))
+    return images.repeat(reps, 1, 1, 1)[:batch] if reps > 1 else images[:batch]
+
+
+def measure_device(
+    device: str,
+    checkpoint: dict[str, Any],
+    images: torch.Tensor,
+    batch_sizes: list[int],
+    min_run_time: float = 0.5,
+    threads: int | None = None,
+) -> list[dict[str, Any]]:
+    """Every benchmark row for one device ("cpu" or "cuda"). images: uint8 (N, 3, 32, 32) on the host."""
+    if threads:
+        torch.set_num_threads(threads)
+    n = len(images)
+    rows: list[dict[str, Any]] = []
+    model = build_model(ModelConfig.from_dict(checkpoint["model_config"]))
+    model.load_state_dict(checkpoint["model"])
+    model = model.eval().to(device)
+    on_device = to_float(images).to(device)
+    largest = max(batch_sizes)
+
+    with torch.inference_mode():
+        if device == "cpu":  # the assignment's baseline: the pipeline applied image by image
+            one = on_device[0]
+            t, spread = time_call(lambda: PIPELINE(one), min_run_time)
+            rows.append(_row(device, "teacher per image", 1, t, spread, 0.0, n, None))
+
+        x = _batch(on_device, largest)
+        copy = _copy_time(images, device, largest, min_run_time)
+        t, spread = time_call(lambda: PIPELINE(x), min_run_time)
+        rows.append(_row(device, "teacher batched", largest, t, spread, copy, n, None))
+        matrix = teacher_matrix().to(device)
+        flat = x.flatten(1)
+        t, spread = time_call(lambda: flat @ matrix, min_run_time)
+        rows.append(_row(device, "teacher as one matmul", largest, t, spread, copy, n, None))
+
+        for name, run in _variants(model, device).items():
+            psnr = _psnr_of(run, images, device)
+            for bs in batch_sizes:
+                xb = _batch(on_device, bs)
+                t, spread = time_call(lambda: run(xb), min_run_time)
+                rows.append(_row(device, name, bs, t, spread, _copy_time(images, device, bs, min_run_time), n, psnr))
+    return rows
+
+
+def _variants(model: torch.nn.Module, device: str) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """The model as timed: fp32 everywhere; on GPU also bf16 autocast and channels-last, as separate rows."""
+    variants: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"model fp32": model}
+    if device == "cpu":
+        return variants
+
+    def bf16(batch: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+            return model(batch)
+
+    channels_last = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    variants["model bf16 autocast"] = bf16
+    variants["model channels_last"] = lambda b: channels_last(b.contiguous(memory_format=torch.channels_last))
+    return variants
+
+
+def _psnr_of(run: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, device: str) -> float:
+    """Fidelity of this exact variant (bf16 changes the numbers) against the teacher, on the CPU."""
+
+    class OnDevice(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return run(x.to(device)).float().cpu()
+
+    return fidelity(OnDevice(), images).psnr
