@@ -27,9 +27,10 @@ from tuner.results import FORMATS, STATUSES
 from tuner.search_spaces import SearchSpaceError, available_spaces
 from tuner.settings import PRESETS, SweepSettings
 
-# CheckpointError is a FileNotFoundError. Anything else is a bug, and keeps its traceback.
+# CheckpointError is a FileNotFoundError, ClusterAuthError a ConnectionError. Anything else is a bug and keeps its traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (
     SearchSpaceError, DatasetError, ExperimentError, ExportError, FileExistsError, FileNotFoundError, ValueError,
+    ConnectionError,
 )
 
 
@@ -39,6 +40,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     q = PRESETS["quick"]
     p.add_argument("--preset", choices=sorted(PRESETS), default="quick", help="starting values for every option [quick]")
     p.add_argument("--name", default="default", help="experiment name: results go to STORAGE/NAME [default]")
+    p.add_argument("--resume", metavar="NAME", help="continue the interrupted experiment NAME (its own settings; other flags but --storage/--address are ignored)")
     p.add_argument("--dataset", help=f"{' | '.join(DATASETS)}; auto uses CIFAR-10 if available, else synthetic [{q['dataset']}]")
     p.add_argument("--space", default="default", help=f"search space: a name ({', '.join(available_spaces())}) or a YAML path [default]")
     p.add_argument("--num-samples", type=int, help=f"trials to run [{q['num_samples']}]")
@@ -64,23 +66,27 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from tuner.results import leaderboard
-    from tuner.sweep import run_sweep
+    from tuner.sweep import resume_sweep, run_sweep
 
-    keys = [f for f in SweepSettings.__dataclass_fields__ if f not in {"name", "space"}]
-    overrides = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
-    settings = SweepSettings.from_preset(args.preset, name=args.name, space=args.space, **overrides)
-    outcome = run_sweep(settings)
-    summary = outcome.summary
+    if args.resume:
+        outcome = resume_sweep(args.resume, args.storage or "results", args.address)
+    else:
+        keys = [f for f in SweepSettings.__dataclass_fields__ if f not in {"name", "space"}]
+        overrides = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+        settings = SweepSettings.from_preset(args.preset, name=args.name, space=args.space, **overrides)
+        outcome = run_sweep(settings)
+    summary, name = outcome.summary, outcome.experiment_dir.name
     print()
     if summary is None or summary.best is None:
         print(f"no trial finished an epoch; see {outcome.experiment_dir}")
-        return 1
+        return 130 if outcome.interrupted else 1
     print(leaderboard(summary.trials))
     print(f"\nbest: trial {summary.best['trial_id']}, val PSNR {summary.best['metrics']['val_psnr']:.2f} dB")
     print(f"files: {outcome.experiment_dir}/{{trials.csv,history.csv,best.json,best_model.pt}}")
-    print(f"next: tuner results {settings.name} | tuner report {settings.name} | tuner export {settings.name} --format onnx --out DIR")
     if outcome.interrupted:
-        print(f"interrupted: continue with  tuner sweep --resume {settings.name}")
+        print(f"interrupted: nothing is lost; continue with  tuner sweep --resume {name}")
+        return 130
+    print(f"next: tuner results {name} | tuner report {name} | tuner export {name} --format onnx --out DIR")
     return 0
 
 

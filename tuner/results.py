@@ -31,7 +31,7 @@ from tuner.stoppers import is_plateau
 HISTORY_COLUMNS = ["trial_id", "epoch", "train_loss", "val_loss", "val_psnr", "epoch_time_s", "time_total_s"]
 TRIAL_COLUMNS = [
     "trial_id", "status", "epochs", "val_loss", "val_psnr", "best_val_loss", "best_val_psnr",
-    "train_loss", "checkpoint",
+    "train_loss", "node_id", "checkpoint",
 ]
 STATUSES = ("completed", "asha", "plateau", "diverged", "error", "unfinished")
 RESULT_FILE, ERROR_FILE = "result.json", "error.txt"
@@ -49,14 +49,17 @@ def trial_dirs(exp_dir: Path) -> list[Path]:
 
 
 def _read_results(trial_dir: Path) -> list[dict[str, Any]]:
-    rows = []
+    """One row per epoch. A trial resumed from its checkpoint may report an epoch again
+    (logged before a crash, but not checkpointed): the later report wins."""
+    by_epoch: dict[Any, dict[str, Any]] = {}
     for line in (trial_dir / RESULT_FILE).read_text().splitlines():
         if line.strip():
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
                 break  # a line cut short by a killed process: keep what came before
-    return rows
+            by_epoch[row.get("epoch", row.get("training_iteration"))] = row
+    return list(by_epoch.values())
 
 
 def _latest_checkpoint(trial_dir: Path) -> str:
@@ -64,9 +67,26 @@ def _latest_checkpoint(trial_dir: Path) -> str:
     return str(found[-1]) if found else ""
 
 
-def _status(history: list[dict[str, Any]], errored: bool, settings: SweepSettings, finished: bool) -> str:
+def ray_statuses(exp_dir: Path) -> dict[str, str]:
+    """Ray's own final status per trial id (TERMINATED, ERROR, RUNNING, ...), from its newest
+    experiment_state file. That format is Ray's, not ours: if it cannot be read, return {} and
+    let the callers fall back on what the trial directories show."""
+    try:
+        newest = max(Path(exp_dir).glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+        statuses = {}
+        for entry in json.loads(newest.read_text())["trial_data"]:
+            trial = json.loads(entry[0]) if isinstance(entry[0], str) else entry[0]
+            statuses[str(trial["trial_id"])] = str(trial["status"])
+        return statuses
+    except (ValueError, KeyError, IndexError, TypeError, OSError):
+        return {}
+
+
+def _status(history: list[dict[str, Any]], ray_status: str | None, errored: bool, settings: SweepSettings,
+            finished: bool) -> str:
     losses = [float(r["val_loss"]) for r in history]
-    if errored:
+    # error.txt stays after a successful retry, so Ray's status decides when it is known.
+    if ray_status == "ERROR" or (ray_status is None and errored):
         return "error"
     if history and (history[-1].get("diverged") or not math.isfinite(losses[-1])):
         return "diverged"
@@ -74,10 +94,13 @@ def _status(history: list[dict[str, Any]], errored: bool, settings: SweepSetting
         return "completed"
     if is_plateau(losses, settings.patience, settings.min_delta):
         return "plateau"
-    return "asha" if finished and history else "unfinished"
+    if ray_status in ("RUNNING", "PENDING", "PAUSED"):
+        return "unfinished"
+    return "asha" if history and (finished or ray_status == "TERMINATED") else "unfinished"
 
 
-def _trial_row(trial_dir: Path, settings: SweepSettings, finished: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _trial_row(trial_dir: Path, settings: SweepSettings, statuses: dict[str, str],
+               finished: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     history = _read_results(trial_dir)
     errored = (trial_dir / ERROR_FILE).exists()
     config = history[0]["config"] if history else json.loads((trial_dir / "params.json").read_text())
@@ -87,13 +110,14 @@ def _trial_row(trial_dir: Path, settings: SweepSettings, finished: bool) -> tupl
     last = history[-1] if history else {}
     row = {
         "trial_id": trial_id,
-        "status": _status(history, errored, settings, finished),
+        "status": _status(history, statuses.get(str(trial_id)), errored, settings, finished),
         "epochs": len(history),
         "val_loss": last.get("val_loss", math.nan),
         "val_psnr": last.get("val_psnr", math.nan),
         "best_val_loss": best.get("val_loss", math.nan),
         "best_val_psnr": best.get("val_psnr", math.nan),
         "train_loss": last.get("train_loss", math.nan),
+        "node_id": last.get("node_id", ""),
         "checkpoint": _latest_checkpoint(trial_dir),
         **{f"config/{k}": v for k, v in config.items()},
     }
@@ -104,9 +128,10 @@ def _trial_row(trial_dir: Path, settings: SweepSettings, finished: bool) -> tupl
 def collect(exp_dir: Path, finished: bool) -> Summary:
     """Read every trial of an experiment into DataFrames; the best is the lowest final val_loss."""
     settings, _ = load_settings(exp_dir)
+    statuses = ray_statuses(exp_dir)
     rows, epochs = [], []
     for trial_dir in trial_dirs(exp_dir):
-        row, history = _trial_row(trial_dir, settings, finished)
+        row, history = _trial_row(trial_dir, settings, statuses, finished)
         rows.append(row)
         epochs.extend(history)
     trials = pd.DataFrame(rows, columns=TRIAL_COLUMNS if not rows else None)

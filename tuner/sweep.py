@@ -1,6 +1,6 @@
 """Run a sweep on Ray Tune: Optuna (TPE) proposes, ASHA and the plateau stopper cut, files stay on disk.
 
-    from tuner.settings import SweepSettings
+    from tuner.settings import SweepSettings, load_settings
     from tuner.sweep import run_sweep
     outcome = run_sweep(SweepSettings.from_preset("quick", name="demo"))
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +29,10 @@ from ray.tune.search.optuna import OptunaSearch
 from tuner import results
 from tuner.checkpoints import BEST_MODEL_FILE, load_checkpoint
 from tuner.data import load_images, with_targets
-from tuner.experiments import write_state
+from tuner.experiments import ExperimentError, find_experiment, read_state, write_state
 from tuner.progress import ProgressPrinter
 from tuner.search_spaces import SearchSpace, load_space
-from tuner.settings import SweepSettings
+from tuner.settings import SweepSettings, load_settings
 from tuner.stoppers import PlateauStopper
 from tuner.trainable import train_trial
 
@@ -72,11 +73,35 @@ def _concurrency(settings: SweepSettings) -> int:
     return by_cpu
 
 
+class ClusterAuthError(ConnectionError):
+    pass
+
+
 def ensure_ray(address: str | None) -> None:
+    """Start a local Ray, or connect to the cluster at `address` (or $RAY_ADDRESS)."""
     # Trial output goes to each trial's files; the driver prints our own progress lines instead.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    if ray.is_initialized():
+        return
+    # A cluster that rejects us makes Ray's C++ client print a line per retry for 20 s straight
+    # to fd 2; keep those aside and turn the known cause into one line that says what to set.
+    with tempfile.TemporaryFile(mode="w+") as captured:
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+        except ConnectionError as exc:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            if "InvalidAuthToken" in captured.read():
+                raise ClusterAuthError(
+                    f"the Ray cluster at {address or os.environ.get('RAY_ADDRESS')} requires token authentication: "
+                    "set RAY_AUTH_MODE=token and provide the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+                ) from None
+            raise ConnectionError(f"cannot connect to the Ray cluster at {address}: {exc}; check the address and that the cluster is up") from None
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def run_sweep(
@@ -102,8 +127,7 @@ def run_sweep(
     settings.save(exp_dir, dataset_used=splits.source, search_space=str(space.path))
 
     tuner = tune.Tuner(
-        tune.with_resources(tune.with_parameters(trainable, data=data),
-                            {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}),
+        _with_data(trainable, data, settings),
         param_space={**space.to_tune(), "max_epochs": settings.max_epochs, "seed": settings.seed},
         tune_config=tune.TuneConfig(
             metric=METRIC, mode=MODE, num_samples=settings.num_samples,
@@ -125,10 +149,7 @@ def run_sweep(
     )
     echo(f"sweep {settings.name!r}: {settings.num_samples} trials, up to {settings.max_epochs} epochs each, "
          f"space {space.name} ({', '.join(p.name for p in space.params)})")
-    outcome = _fit_and_summarise(tuner, exp_dir, settings.num_samples)
-    if settings.benchmark and not outcome.interrupted and (exp_dir / BEST_MODEL_FILE).is_file():
-        benchmark_best(exp_dir, splits.benchmark_images, echo=echo)
-    return outcome
+    return _fit_and_summarise(tuner, exp_dir, settings, splits.benchmark_images, echo)
 
 
 def benchmark_best(exp_dir: Path, images, echo: Callable[[str], None] = print, **options: Any) -> None:
@@ -141,15 +162,56 @@ def benchmark_best(exp_dir: Path, images, echo: Callable[[str], None] = print, *
     echo(f"benchmark: {csv} and {png}")
 
 
-def _fit_and_summarise(tuner: tune.Tuner, exp_dir: Path, num_samples: int) -> SweepOutcome:
-    """Run the tuner; whatever happens, write the tables of what exists and the experiment's state."""
+def _with_data(trainable: Callable[..., None], data: Any, settings: SweepSettings) -> Any:
+    """The trainable as Ray runs it: data from the object store, resources per trial (fractional GPUs allowed)."""
+    return tune.with_resources(tune.with_parameters(trainable, data=data),
+                               {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
+
+
+def resume_sweep(
+    name_or_path: str,
+    storage: str = "results",
+    address: str | None = None,
+    trainable: Callable[..., None] = train_trial,
+    echo: Callable[[str], None] = print,
+) -> SweepOutcome:
+    """Continue an interrupted sweep: finished trials stay, unfinished ones continue from their last
+    checkpoint, and the searcher's state and the number of trials asked for are restored."""
+    exp_dir = find_experiment(name_or_path, storage)
+    state = read_state(exp_dir)
+    if state == "finished":
+        echo(f"experiment {exp_dir.name!r} already finished; nothing to resume (see tuner results {exp_dir.name})")
+        return SweepOutcome(exp_dir, results.collect(exp_dir, finished=True), interrupted=False)
+    if state == "running":
+        raise ExperimentError(f"experiment {exp_dir.name!r} is still running in another process; wait for it or stop it first")
+    if not tune.Tuner.can_restore(str(exp_dir)):
+        raise ExperimentError(f"experiment {exp_dir.name!r} was interrupted before Ray saved any state; start it again under a new --name")
+    settings, info = load_settings(exp_dir)
+    splits = load_images(info.get("dataset_used", settings.dataset), settings.train_size, settings.val_size,
+                         settings.seed, settings.data_dir)
+    data = with_targets(splits)
+    ensure_ray(address or settings.address)
+    done = results.collect(exp_dir, finished=False).trials
+    echo(f"resuming {exp_dir.name!r}: {len(done)} of {settings.num_samples} trials started so far")
+    # Errored trials stay errors: each already had its --max-failures retries.
+    tuner = tune.Tuner.restore(str(exp_dir), trainable=_with_data(trainable, data, settings),
+                               resume_unfinished=True, resume_errored=False)
+    return _fit_and_summarise(tuner, exp_dir, settings, splits.benchmark_images, echo)
+
+
+def _fit_and_summarise(tuner: tune.Tuner, exp_dir: Path, settings: SweepSettings, benchmark_images: Any,
+                       echo: Callable[[str], None]) -> SweepOutcome:
+    """Run the tuner; whatever happens, write the tables of what exists and the experiment's state.
+    A finished sweep then benchmarks its best model."""
     write_state(exp_dir, "running")
     interrupted = True
     try:
         grid = tuner.fit()
         # On Ctrl-C Ray saves its state and returns early: fewer trials ended than asked for.
-        interrupted = len(grid) < num_samples or grid.num_terminated + grid.num_errors < len(grid)
+        interrupted = len(grid) < settings.num_samples or grid.num_terminated + grid.num_errors < len(grid)
     finally:
         write_state(exp_dir, "interrupted" if interrupted else "finished")
         summary = results.summarise(exp_dir, finished=not interrupted)
+    if settings.benchmark and not interrupted and (exp_dir / BEST_MODEL_FILE).is_file():
+        benchmark_best(exp_dir, benchmark_images, echo=echo)
     return SweepOutcome(exp_dir, summary, interrupted)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
@@ -32,7 +33,9 @@ def train_trial(config: dict[str, Any], data: TeacherData) -> None:
         with checkpoint.as_directory() as d:
             trainer.load_state_dict(load_checkpoint(d))
 
+    node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran it, for trials.csv
     for metrics in trainer.epochs():
+        metrics["node_id"] = node_id
         if metrics["diverged"]:
             tune.report(metrics)  # no checkpoint: NaN weights are worth nothing; the trial ends here
             return
