@@ -55,7 +55,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpus-per-trial", type=float, help="GPUs each trial asks for; fractions share a GPU [0]")
     p.add_argument("--concurrency", type=int, help="trials at once [as many as the resources allow]")
     p.add_argument("--max-failures", type=int, help="retries of a trial that raises, from its checkpoint [1]")
-    p.add_argument("--storage", help="directory that holds experiments [results]")
+    p.add_argument("--storage", help="directory or URI (s3://, gs://, file://) that holds experiments; on a multi-node "
+                   "cluster it must be shared by every node; a URI's experiment is also copied to results/NAME [results]")
     p.add_argument("--data-dir", help="where CIFAR-10 is looked for and downloaded [$TUNER_DATA_DIR or ~/.cache/tuner/data]")
     p.add_argument("--address", help="Ray cluster address HOST:PORT [$RAY_ADDRESS, else a local Ray]")
     p.add_argument("--seed", type=int, help="seed for data, searcher and training [0]")

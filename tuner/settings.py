@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 SETTINGS_FILE = "sweep.json"
+LOCAL_RESULTS = "results"
 
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(
@@ -71,8 +72,23 @@ class SweepSettings:
         return cls(**{**PRESETS[preset], **given})
 
     @property
+    def remote_storage(self) -> bool:
+        """True for a URI (s3://, gs://, file://...): Ray writes there, tuner keeps a local copy."""
+        return "://" in self.storage
+
+    @property
     def experiment_dir(self) -> Path:
-        return Path(self.storage).expanduser().resolve() / self.name
+        """The local experiment directory: under --storage, or under results/ for a URI storage."""
+        root = LOCAL_RESULTS if self.remote_storage else self.storage
+        return Path(root).expanduser().resolve() / self.name
+
+    @property
+    def ray_storage_path(self) -> str:
+        return self.storage.rstrip("/") if self.remote_storage else str(self.experiment_dir.parent)
+
+    @property
+    def ray_experiment_path(self) -> str:
+        return f"{self.ray_storage_path}/{self.name}"
 
     def save(self, directory: Path, **extra: Any) -> None:
         """Record the settings (and e.g. the dataset actually used) beside the experiment."""

@@ -1,6 +1,6 @@
 """Run a sweep on Ray Tune: Optuna (TPE) proposes, ASHA and the plateau stopper cut, files stay on disk.
 
-    from tuner.settings import SweepSettings, load_settings
+    from tuner.settings import LOCAL_RESULTS, SweepSettings, load_settings
     from tuner.sweep import run_sweep
     outcome = run_sweep(SweepSettings.from_preset("quick", name="demo"))
 
@@ -32,7 +32,7 @@ from tuner.data import load_images, with_targets
 from tuner.experiments import ExperimentError, find_experiment, read_state, write_state
 from tuner.progress import ProgressPrinter
 from tuner.search_spaces import SearchSpace, load_space
-from tuner.settings import SweepSettings, load_settings
+from tuner.settings import LOCAL_RESULTS, SweepSettings, load_settings
 from tuner.stoppers import PlateauStopper
 from tuner.trainable import train_trial
 
@@ -139,7 +139,7 @@ def run_sweep(
         ),
         run_config=tune.RunConfig(
             name=settings.name,
-            storage_path=str(exp_dir.parent),
+            storage_path=settings.ray_storage_path,
             stop=PlateauStopper(METRIC, settings.patience, settings.min_delta),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
@@ -150,6 +150,14 @@ def run_sweep(
     echo(f"sweep {settings.name!r}: {settings.num_samples} trials, up to {settings.max_epochs} epochs each, "
          f"space {space.name} ({', '.join(p.name for p in space.params)})")
     return _fit_and_summarise(tuner, exp_dir, settings, splits.benchmark_images, echo)
+
+
+def _copy_from_storage(uri: str, exp_dir: Path, echo: Callable[[str], None]) -> None:
+    """Bring Ray's experiment from a URI storage into the local directory, for tuner's tables and tools."""
+    import pyarrow.fs
+
+    pyarrow.fs.copy_files(uri, str(exp_dir))
+    echo(f"copied {uri} to {exp_dir}")
 
 
 def benchmark_best(exp_dir: Path, images, echo: Callable[[str], None] = print, **options: Any) -> None:
@@ -177,16 +185,17 @@ def resume_sweep(
 ) -> SweepOutcome:
     """Continue an interrupted sweep: finished trials stay, unfinished ones continue from their last
     checkpoint, and the searcher's state and the number of trials asked for are restored."""
-    exp_dir = find_experiment(name_or_path, storage)
+    # A URI storage keeps its local copy (with sweep.json and state.json) under results/.
+    exp_dir = find_experiment(name_or_path, LOCAL_RESULTS if "://" in storage else storage)
     state = read_state(exp_dir)
     if state == "finished":
         echo(f"experiment {exp_dir.name!r} already finished; nothing to resume (see tuner results {exp_dir.name})")
         return SweepOutcome(exp_dir, results.collect(exp_dir, finished=True), interrupted=False)
     if state == "running":
         raise ExperimentError(f"experiment {exp_dir.name!r} is still running in another process; wait for it or stop it first")
-    if not tune.Tuner.can_restore(str(exp_dir)):
-        raise ExperimentError(f"experiment {exp_dir.name!r} was interrupted before Ray saved any state; start it again under a new --name")
     settings, info = load_settings(exp_dir)
+    if not tune.Tuner.can_restore(settings.ray_experiment_path):
+        raise ExperimentError(f"experiment {exp_dir.name!r} was interrupted before Ray saved any state; start it again under a new --name")
     splits = load_images(info.get("dataset_used", settings.dataset), settings.train_size, settings.val_size,
                          settings.seed, settings.data_dir)
     data = with_targets(splits)
@@ -194,7 +203,7 @@ def resume_sweep(
     done = results.collect(exp_dir, finished=False).trials
     echo(f"resuming {exp_dir.name!r}: {len(done)} of {settings.num_samples} trials started so far")
     # Errored trials stay errors: each already had its --max-failures retries.
-    tuner = tune.Tuner.restore(str(exp_dir), trainable=_with_data(trainable, data, settings),
+    tuner = tune.Tuner.restore(settings.ray_experiment_path, trainable=_with_data(trainable, data, settings),
                                resume_unfinished=True, resume_errored=False)
     return _fit_and_summarise(tuner, exp_dir, settings, splits.benchmark_images, echo)
 
@@ -211,6 +220,8 @@ def _fit_and_summarise(tuner: tune.Tuner, exp_dir: Path, settings: SweepSettings
         interrupted = len(grid) < settings.num_samples or grid.num_terminated + grid.num_errors < len(grid)
     finally:
         write_state(exp_dir, "interrupted" if interrupted else "finished")
+        if settings.remote_storage:
+            _copy_from_storage(settings.ray_experiment_path, exp_dir, echo)
         summary = results.summarise(exp_dir, finished=not interrupted)
     if settings.benchmark and not interrupted and (exp_dir / BEST_MODEL_FILE).is_file():
         benchmark_best(exp_dir, benchmark_images, echo=echo)
