@@ -1,5 +1,5 @@
 """Run a two-node Ray cluster (separate raylets) with token authentication, as `ray start` clusters run,
-until stdin closes. Prints {"address", "worker"} as one JSON line; `remove-worker` on stdin stops the
+until stdin closes. The token comes from RAY_AUTH_TOKEN, so no file in ~/.ray is needed. Prints {"address", "worker"} as one JSON line; `remove-worker` on stdin stops the
 worker node. Used by test_cluster.py; stops only the processes it started.
 
     python tests/cluster_helper.py
@@ -10,6 +10,7 @@ import os
 import sys
 
 os.environ["RAY_AUTH_MODE"] = "token"  # must be set before Ray is imported: Ray reads it once
+assert os.environ.get("RAY_AUTH_TOKEN"), "pass the cluster's token in RAY_AUTH_TOKEN"
 
 from ray.cluster_utils import Cluster  # noqa: E402
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -20,7 +21,10 @@ pytestmark = pytest.mark.slow
 class TwoNodes:
     def __init__(self) -> None:
         helper = Path(__file__).with_name("cluster_helper.py")
-        self.proc = subprocess.Popen([sys.executable, str(helper)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        # A token of the test's own: a fresh machine has no ~/.ray/auth_token.
+        self.env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+        self.proc = subprocess.Popen([sys.executable, str(helper)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, env=self.env)
         info = json.loads(self.proc.stdout.readline())
         self.address, self.worker_id = info["address"], info["worker"]
 
@@ -44,7 +48,7 @@ def two_nodes():
 def _sweep(cluster, storage: Path, name: str, *extra: str, env: dict | None = None, wait: bool = True):
     argv = [sys.executable, "-m", "tuner", "sweep", "--address", cluster.address, "--name", name, "--storage", str(storage),
             "--dataset", "synthetic", "--cpus-per-trial", "1", "--no-benchmark", "--val-size", "32", *extra]
-    env = env if env is not None else dict(os.environ, RAY_AUTH_MODE="token")
+    env = env if env is not None else cluster.env
     if wait:
         return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=400)
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

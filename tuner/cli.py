@@ -77,6 +77,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         settings = SweepSettings.from_preset(args.preset, name=args.name, space=args.space, **overrides)
         outcome = run_sweep(settings)
     summary, name = outcome.summary, outcome.experiment_dir.name
+    storage = outcome.experiment_dir.parent
+    where = "" if storage == Path("results").resolve() else f" --storage {storage}"
     print()
     if summary is None or summary.best is None:
         print(f"no trial finished an epoch; see {outcome.experiment_dir}")
@@ -85,9 +87,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"\nbest: trial {summary.best['trial_id']}, val PSNR {summary.best['metrics']['val_psnr']:.2f} dB")
     print(f"files: {outcome.experiment_dir}/{{trials.csv,history.csv,best.json,best_model.pt}}")
     if outcome.interrupted:
-        print(f"interrupted: nothing is lost; continue with  tuner sweep --resume {name}")
+        print(f"interrupted: nothing is lost; continue with  tuner sweep --resume {name}{where}")
         return 130
-    print(f"next: tuner results {name} | tuner report {name} | tuner export {name} --format onnx --out DIR")
+    print(f"next: tuner results {name}{where} | tuner report {name}{where} | tuner export {name}{where} --format onnx --out DIR")
     return 0
 
 

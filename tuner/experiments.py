@@ -17,9 +17,14 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    import torch
+
+    from tuner.data import ImageSplits
 
 from tuner import results
 from tuner.settings import SETTINGS_FILE, SweepSettings, load_settings
@@ -108,14 +113,14 @@ class Experiment:
         return Path(ckpt)
 
 
-    def splits(self):
+    def splits(self) -> "ImageSplits":
         """The experiment's own images, regenerated or reloaded from its recorded settings."""
         from tuner.data import load_images
 
         s = self.settings
         return load_images(self.info.get("dataset_used", s.dataset), s.train_size, s.val_size, s.seed, s.data_dir)
 
-    def heldout_images(self, count: int):
+    def heldout_images(self, count: int) -> "torch.Tensor":
         return self.splits().val[:count]
 
 

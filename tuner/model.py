@@ -7,7 +7,7 @@ rebuilt from its files alone: `build_model(ModelConfig(**ckpt["model_config"]))`
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch

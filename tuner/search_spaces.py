@@ -43,7 +43,7 @@ class Param:
     high: float | None = None
     values: tuple[Any, ...] = ()
 
-    def to_tune(self):
+    def to_tune(self) -> Any:
         """The Ray Tune domain; OptunaSearch turns it into the matching Optuna distribution."""
         from ray import tune
 
