@@ -112,7 +112,6 @@ class Experiment:
             raise ExperimentError(f"trial {trial_id or self.best['trial_id']} of {self.name!r} has no checkpoint on disk; pick another with --trial")
         return Path(ckpt)
 
-
     def splits(self) -> "ImageSplits":
         """The experiment's own images, regenerated or reloaded from its recorded settings."""
         from tuner.data import load_images

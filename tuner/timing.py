@@ -81,13 +81,13 @@ def measure_device(
             rows.append(_row(device, "teacher per image", 1, t, spread, 0.0, n, None))
 
         x = _batch(on_device, largest)
-        copy = _copy_time(images, device, largest, min_run_time)
+        copy_s = _copy_time(images, device, largest, min_run_time)
         t, spread = time_call(lambda: PIPELINE(x), min_run_time)
-        rows.append(_row(device, "teacher batched", largest, t, spread, copy, n, None))
+        rows.append(_row(device, "teacher batched", largest, t, spread, copy_s, n, None))
         matrix = teacher_matrix().to(device)
         flat = x.flatten(1)
         t, spread = time_call(lambda: flat @ matrix, min_run_time)
-        rows.append(_row(device, "teacher as one matmul", largest, t, spread, copy, n, None))
+        rows.append(_row(device, "teacher as one matmul", largest, t, spread, copy_s, n, None))
 
         for name, run in _variants(model, device).items():
             psnr = _psnr_of(run, images, device)
