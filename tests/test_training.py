@@ -59,3 +59,29 @@ def test_one_cycle_schedule_warms_up_then_decays():
     assert values[10] == pytest.approx(1.0, rel=1e-6)
     assert values[-1] < 0.05
     assert lr_at(50, 100, TrainConfig(lr=0.3, schedule="constant")) == 0.3
+
+
+def test_trials_without_a_gpu_train_on_the_cpu():
+    from tuner.trainable import trial_device
+
+    assert trial_device(0) == "cpu"
+    if not torch.cuda.is_available():  # Ray gave a GPU that torch cannot see: say so, do not train on the CPU
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            trial_device(0.5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_on_the_gpu_matches_the_cpu_and_resumes_on_either(tiny_data, tmp_path):
+    from tuner.checkpoints import load_checkpoint, save_checkpoint
+
+    cfg = TrainConfig(lr=1e-3, batch_size=16, max_epochs=2)
+    on_cpu, on_gpu = Trainer(SMALL, cfg, tiny_data), Trainer(SMALL, cfg, tiny_data, device="cuda")
+    cpu_metrics, gpu_metrics = on_cpu.run_epoch(), on_gpu.run_epoch()
+    assert next(on_gpu.model.parameters()).is_cuda
+    assert gpu_metrics["val_loss"] == pytest.approx(cpu_metrics["val_loss"], rel=0.05)
+    # A checkpoint written on the GPU resumes on the CPU: load_checkpoint maps every tensor to the CPU.
+    path = save_checkpoint(on_gpu.state_dict(), tmp_path)
+    resumed = Trainer(SMALL, cfg, tiny_data)
+    resumed.load_state_dict(load_checkpoint(path))
+    assert resumed.run_epoch()["epoch"] == 2

@@ -56,6 +56,11 @@ class TeacherData:
     val_images: torch.Tensor
     val_targets: torch.Tensor
 
+    def to(self, device: torch.device | str) -> "TeacherData":
+        """The same data on `device` (the tensors themselves when they are already there)."""
+        return TeacherData(self.source, *(t.to(device) for t in
+                                          (self.train_images, self.train_targets, self.val_images, self.val_targets)))
+
 
 def default_data_dir() -> Path:
     return Path(os.environ.get("TUNER_DATA_DIR", Path.home() / ".cache" / "tuner" / "data"))

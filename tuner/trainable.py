@@ -20,13 +20,23 @@ from tuner.data import TeacherData
 from tuner.training import Trainer, split_config
 
 
+def trial_device(gpus: float) -> str:
+    """cuda for a trial that Ray gave (a share of) a GPU; Ray sets CUDA_VISIBLE_DEVICES to it."""
+    if gpus and gpus > 0:
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"this trial was given {gpus} GPU but torch sees no CUDA device on node "
+                               f"{ray.get_runtime_context().get_node_id()}; install a CUDA build of torch there")
+        return "cuda"
+    return "cpu"
+
+
 def train_trial(config: dict[str, Any], data: TeacherData) -> None:
     """Ray Tune function trainable (wrapped by tune.with_parameters in the sweep)."""
+    resources = tune.get_context().get_trial_resources().required_resources
     # Use exactly the CPUs Ray gave this trial; torch's default (all cores) oversubscribes.
-    cpus = int(tune.get_context().get_trial_resources().required_resources.get("CPU", 1) or 1)
-    torch.set_num_threads(max(1, cpus))
+    torch.set_num_threads(max(1, int(resources.get("CPU", 1) or 1)))
     model_cfg, train_cfg = split_config(config)
-    trainer = Trainer(model_cfg, train_cfg, data)
+    trainer = Trainer(model_cfg, train_cfg, data, device=trial_device(resources.get("GPU", 0)))
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
