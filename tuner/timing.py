@@ -9,15 +9,19 @@ device; the host-to-device copy of a batch is timed on its own and shown beside.
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from typing import Any, Callable
 
 import torch
-from torch.utils.benchmark import Timer
 
-from tuner.evaluate import fidelity
-from tuner.model import ModelConfig, build_model
-from tuner.teacher import PIPELINE, teacher_matrix, to_float
+# torch.utils.benchmark imports cpp_extension, which warns on a machine with a CUDA toolkit but no GPU.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+from torch.utils.benchmark import Timer  # noqa: E402
+
+from tuner.evaluate import fidelity  # noqa: E402
+from tuner.model import ModelConfig, build_model  # noqa: E402
+from tuner.teacher import PIPELINE, teacher_matrix, to_float  # noqa: E402
 
 WARMUP_CALLS, WARMUP_SECONDS = 3, 1.0
 
