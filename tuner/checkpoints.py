@@ -51,9 +51,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def load_model(path: str | Path) -> StudentCNN:
-    """Rebuild the model from a checkpoint alone (config + weights), in eval mode."""
-    state = load_checkpoint(path)
+def model_from_state(state: dict[str, Any]) -> StudentCNN:
+    """Rebuild the model from a loaded checkpoint dict (config + weights), in eval mode."""
     model = build_model(ModelConfig.from_dict(state["model_config"]))
     model.load_state_dict(state["model"])
     return model.eval()
+
+
+def load_model(path: str | Path) -> StudentCNN:
+    """Rebuild the model from a checkpoint file alone, in eval mode."""
+    return model_from_state(load_checkpoint(path))

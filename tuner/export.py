@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from tuner.checkpoints import CheckpointError, load_checkpoint, load_model
+from tuner.checkpoints import CheckpointError, load_model
 from tuner.evaluate import Fidelity, fidelity
-from tuner.model import ModelConfig, StudentCNN, build_model
+from tuner.model import StudentCNN
 from tuner.teacher import to_float
 
 FORMATS = {"state_dict": "model.pt", "torchscript": "model.torchscript.pt", "onnx": "model.onnx"}
@@ -41,17 +41,10 @@ class ExportReport:
     fidelity: Fidelity
 
 
-def _model_from(checkpoint: Path) -> tuple[StudentCNN, dict]:
-    state = load_checkpoint(checkpoint)
-    model = build_model(ModelConfig.from_dict(state["model_config"]))
-    model.load_state_dict(state["model"])
-    return model.eval(), state
-
-
-def _write(model: StudentCNN, state: dict, fmt: str, path: Path) -> None:
+def _write(model: StudentCNN, fmt: str, path: Path) -> None:
     example = torch.rand(2, *model.config.in_shape)
     if fmt == "state_dict":
-        torch.save({"model_config": state["model_config"], "model": model.state_dict()}, path)
+        torch.save({"model_config": model.config.to_dict(), "model": model.state_dict()}, path)
     elif fmt == "torchscript":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit is deprecated upstream, but still the lightest C++-loadable form
@@ -107,9 +100,9 @@ def export_model(checkpoint: Path, fmt: str, out_dir: Path, images: torch.Tensor
         probe.unlink()
     except OSError as exc:
         raise ExportError(f"cannot write to {out_dir} ({exc.strerror}); choose another --out") from None
-    model, state = _model_from(checkpoint)
+    model = load_model(checkpoint)
     path = out_dir / FORMATS[fmt]
-    _write(model, state, fmt, path)
+    _write(model, fmt, path)
     exported = load_exported(path)  # verify what is on disk, not what is in memory
     x = to_float(images)
     with torch.no_grad():

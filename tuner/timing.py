@@ -19,8 +19,8 @@ import torch
 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 from torch.utils.benchmark import Timer  # noqa: E402
 
+from tuner.checkpoints import model_from_state  # noqa: E402
 from tuner.evaluate import fidelity  # noqa: E402
-from tuner.model import ModelConfig, build_model  # noqa: E402
 from tuner.teacher import PIPELINE, teacher_matrix, to_float  # noqa: E402
 
 WARMUP_CALLS, WARMUP_SECONDS = 3, 1.0
@@ -72,9 +72,7 @@ def measure_device(
         torch.set_num_threads(threads)
     n = len(images)
     rows: list[dict[str, Any]] = []
-    model = build_model(ModelConfig.from_dict(checkpoint["model_config"]))
-    model.load_state_dict(checkpoint["model"])
-    model = model.eval().to(device)
+    model = model_from_state(checkpoint).to(device)
     on_device = to_float(images).to(device)
     largest = max(batch_sizes)
 
