@@ -31,10 +31,10 @@ import torch
 from ray import tune
 
 from tuner.data import ImageSplits, with_targets
-from tuner.model import ModelConfig
+from tuner.configs import ModelConfig, TrainConfig
 from tuner.synthetic import synthetic_images
 from tuner.trainable import train_trial
-from tuner.training import TrainConfig, Trainer
+from tuner.training import Trainer
 
 CONFIG = {"lr": 2e-3, "negative_slope": 0.5, "init_scale": 1.0, "batch_size": 32, "hidden": 512}
 

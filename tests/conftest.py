@@ -1,18 +1,58 @@
-"""Shared fixtures: tiny synthetic data for unit tests; real Ray for the slow end-to-end tests."""
+"""Shared fixtures: tiny synthetic data and a small experiment directory for the fast tests;
+real Ray for the slow end-to-end tests."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
 
-from tuner.data import TeacherData, with_targets, ImageSplits
+from tuner import record, results
+from tuner.checkpoints import save_checkpoint
+from tuner.configs import split_config
+from tuner.data import ImageSplits, TeacherData, with_targets
+from tuner.experiments import write_state
+from tuner.search_spaces import SPACES_DIR
+from tuner.settings import SweepSettings
 from tuner.synthetic import synthetic_images
+from tuner.training import Trainer
 
 
 @pytest.fixture(scope="session")
 def tiny_data() -> TeacherData:
     """96 train / 32 val synthetic images with their teacher targets."""
     return with_targets(ImageSplits("synthetic", synthetic_images(96, seed=0), synthetic_images(32, seed=1)))
+
+
+# (trial id, lr, epochs trained, how it ended): one runs to the end, one is cut after an epoch, one fails.
+MADE_TRIALS = [("aaa11111", 2e-3, 2, "terminated"), ("bbb22222", 1e-5, 1, "terminated"), ("ccc33333", 1e-3, 1, "error")]
+
+
+@pytest.fixture(scope="session")
+def made_experiment(tmp_path_factory, tiny_data) -> Path:
+    """A finished experiment of three trials, written without Ray by the code a sweep uses: settings,
+    record lines, checkpoints after every epoch, then the tables. Tests that change it take a copy."""
+    storage = tmp_path_factory.mktemp("made")
+    settings = SweepSettings(name="made", dataset="synthetic", num_samples=3, max_epochs=2, train_size=96, val_size=32,
+                             storage=str(storage), benchmark=False)
+    exp = settings.experiment_dir
+    exp.mkdir(parents=True)
+    settings.save(exp, dataset_used="synthetic", search_space=str(SPACES_DIR / "default.yaml"))
+    for trial_id, lr, epochs, outcome in MADE_TRIALS:
+        config = {"lr": lr, "hidden": 32, "batch_size": 16, "negative_slope": 0.1, "init_scale": 1.0, "max_epochs": 2, "seed": 0}
+        record.append(exp, "start", trial_id, config=config)
+        trainer = Trainer(*split_config(config), tiny_data)
+        for _ in range(epochs):
+            metrics = trainer.run_epoch()
+            directory = exp / f"trial_{trial_id}" / f"checkpoint_{metrics['epoch'] - 1:06d}"
+            directory.mkdir(parents=True)
+            save_checkpoint({**trainer.state_dict(), "metrics": metrics}, directory)
+            record.append(exp, "epoch", trial_id, **metrics, node_id="node-1", time_total_s=1.0)
+        record.append(exp, "end", trial_id, outcome=outcome, error="injected" if outcome == "error" else "")
+    write_state(exp, "finished")
+    results.summarise(exp)
+    return exp
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,8 @@ TINY = dict(batch_sizes=[1, 4], min_run_time=0.01)
 
 @pytest.fixture(scope="module")
 def checkpoint():
-    from tuner.model import ModelConfig, build_model
+    from tuner.configs import ModelConfig
+    from tuner.model import build_model
 
     model = build_model(ModelConfig(hidden=16))
     return {"model_config": model.config.to_dict(), "model": model.state_dict()}

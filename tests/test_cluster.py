@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -15,14 +17,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tuner import record
+
 pytestmark = pytest.mark.slow
 
 
 class TwoNodes:
     def __init__(self) -> None:
         helper = Path(__file__).with_name("cluster_helper.py")
-        # A token of the test's own: a fresh machine has no ~/.ray/auth_token.
-        self.env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+        # A token of the test's own: a fresh machine has no ~/.ray/auth_token. A temp dir of its own, so the
+        # cluster record it leaves never reaches another Ray on this machine (short: Ray puts sockets there).
+        self.tmpdir = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+        self.env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32), RAY_TMPDIR=self.tmpdir)
         self.proc = subprocess.Popen([sys.executable, str(helper)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, env=self.env)
         info = json.loads(self.proc.stdout.readline())
@@ -36,6 +42,7 @@ class TwoNodes:
     def stop(self) -> None:
         self.proc.stdin.close()  # the helper shuts its own nodes down
         self.proc.wait(timeout=120)
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -47,35 +54,45 @@ def two_nodes():
 
 def _sweep(cluster, storage: Path, name: str, *extra: str, env: dict | None = None, wait: bool = True):
     argv = [sys.executable, "-m", "tuner", "sweep", "--address", cluster.address, "--name", name, "--storage", str(storage),
-            "--dataset", "synthetic", "--cpus-per-trial", "1", "--no-benchmark", "--val-size", "32", *extra]
+            "--dataset", "synthetic", "--val-size", "32", *extra]
     env = env if env is not None else cluster.env
     if wait:
         return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=400)
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_trials_spread_over_both_nodes(two_nodes, tmp_path):
+def test_a_whole_sweep_on_two_one_cpu_nodes_benchmark_included(two_nodes, tmp_path):
     cluster = two_nodes
     done = _sweep(cluster, tmp_path, "spread", "--num-samples", "4", "--max-epochs", "2", "--grace-period", "2",
                   "--train-size", "128")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert f"ray: cluster at {cluster.address}, 2 nodes, 2 CPUs, 0 GPUs" in done.stdout
     trials = pd.read_csv(tmp_path / "spread" / "trials.csv")
     assert len(trials) == 4
     assert trials["node_id"].nunique() == 2  # one CPU per node, two trials at a time: both nodes worked
+    # The benchmark's CPU worker takes one node's CPU, not the cluster's two: it ran and wrote its table.
+    assert "benchmark: CPU worker (1 CPUs)" in done.stdout and (tmp_path / "spread" / "benchmark.csv").is_file()
+
+
+def test_requests_no_node_can_hold_are_refused_at_once(two_nodes, tmp_path):
+    cluster = two_nodes
+    done = _sweep(cluster, tmp_path, "big", "--num-samples", "1", "--cpus-per-trial", "2")
+    assert done.returncode == 2 and not (tmp_path / "big").exists()
+    assert done.stderr.strip().splitlines()[-1] == (
+        "tuner: error: each trial asks for 2 CPUs and 0 GPUs on one node, but the largest node has 1 CPUs and 0 GPUs; "
+        "lower --cpus-per-trial / --gpus-per-trial, or add a node that large")
+    done = _sweep(cluster, tmp_path, "gpu", "--num-samples", "1", "--gpus-per-trial", "1")
+    assert done.returncode == 2 and "no node has a GPU" in done.stderr.strip().splitlines()[-1]
 
 
 def test_a_node_stopped_mid_sweep_does_not_lose_the_sweep(two_nodes, tmp_path):
     cluster = two_nodes
     exp = tmp_path / "lossy"
-    proc = _sweep(cluster, tmp_path, "lossy", "--num-samples", "2", "--max-epochs", "4", "--grace-period", "4",
+    proc = _sweep(cluster, tmp_path, "lossy", "--no-benchmark", "--num-samples", "2", "--max-epochs", "4", "--grace-period", "4",
                   "--patience", "4", "--train-size", "512", wait=False)
 
     def on_worker_with_an_epoch() -> bool:
-        for result in exp.glob("trial_*/result.json"):
-            lines = result.read_text().splitlines()
-            if lines and json.loads(lines[-1]).get("node_id") == cluster.worker_id:
-                return True
-        return False
+        return any(t.epochs and t.epochs[-1]["node_id"] == cluster.worker_id for t in record.read(exp).values())
 
     deadline = time.time() + 240
     while not on_worker_with_an_epoch():
@@ -94,6 +111,7 @@ def test_a_cluster_that_wants_a_token_gets_a_one_line_hint(two_nodes, tmp_path):
     cluster = two_nodes
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
     done = _sweep(cluster, tmp_path, "noauth", "--num-samples", "1", env=env)
+    assert not (tmp_path / "noauth").exists()
     assert done.returncode == 2
     assert "InvalidAuthToken" not in done.stderr  # no page of gRPC retries
     last = done.stderr.strip().splitlines()[-1]

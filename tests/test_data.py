@@ -4,7 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tuner.data import DatasetError, load_images
+from tuner.data import load_images
+from tuner.errors import DatasetError
 from tuner.synthetic import synthetic_images
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import ray.cloudpickle
 
+from tuner import record
 from tuner.settings import SweepSettings
 from tuner.sweep import resume_sweep, run_sweep
 from tuner.trainable import train_trial
@@ -27,7 +28,12 @@ SWEEP = [sys.executable, "-m", "tuner", "sweep", "--dataset", "synthetic", "--nu
 
 
 def _epochs_logged(exp: Path) -> dict[str, int]:
-    return {d.name: len(d.joinpath("result.json").read_text().splitlines()) for d in exp.glob("trial_*") if (d / "result.json").exists()}
+    return {t.trial_id: len(t.epochs) for t in record.read(exp).values()}
+
+
+def _epoch_lines(exp: Path, trial_id: str) -> list[str]:
+    lines = (exp / "record.jsonl").read_text().splitlines()
+    return [line for line in lines if f'"trial_id": "{trial_id}"' in line and '"event": "epoch"' in line]
 
 
 def _wait_for(condition, timeout: float, what: str) -> None:
@@ -50,7 +56,7 @@ def test_sigkill_then_resume_keeps_every_trial_exactly_once(tmp_path):
         proc.wait()
     before = _epochs_logged(exp)
     finished = [t for t, n in before.items() if n == 3]
-    finished_logs = {t: (exp / t / "result.json").read_text() for t in finished}
+    finished_logs = {t: _epoch_lines(exp, t) for t in finished}
     assert json.loads((exp / "state.json").read_text())["state"] == "running"  # what the killed process left
 
     from tuner.experiments import read_state
@@ -66,7 +72,7 @@ def test_sigkill_then_resume_keeps_every_trial_exactly_once(tmp_path):
     assert (trials["status"] == "completed").all() and (trials["epochs"] == 3).all()
     assert not history.duplicated(["trial_id", "epoch"]).any()
     for t in finished:  # finished trials were not run again
-        assert (exp / t / "result.json").read_text() == finished_logs[t]
+        assert _epoch_lines(exp, t) == finished_logs[t]
     assert read_state(exp) == "finished"
 
     # Resuming a finished experiment says so and changes nothing.
@@ -117,7 +123,7 @@ def test_a_raising_trial_recovers_from_its_checkpoint_and_a_hopeless_one_is_an_e
     assert not outcome.interrupted
 
     # An experiment can't be resumed from a name that does not exist, with a one-line hint.
-    from tuner.experiments import ExperimentError
+    from tuner.errors import ExperimentError
 
     with pytest.raises(ExperimentError, match="no experiment 'nope'"):
         resume_sweep("nope", storage=str(tmp_path))

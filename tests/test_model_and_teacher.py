@@ -4,8 +4,10 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from tuner.model import ModelConfig, build_model, count_parameters
-from tuner.teacher import OUT_SHAPE, psnr, teach, teacher_matrix
+from tuner.configs import ModelConfig
+from tuner.model import build_model, count_parameters
+from tuner.constants import OUT_SHAPE
+from tuner.teacher import psnr, teach, teacher_matrix
 
 
 def test_model_output_shape_for_cifar_images():

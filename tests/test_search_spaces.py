@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from tuner.search_spaces import SPACES_DIR, SearchSpaceError, available_spaces, load_space
+from tuner.errors import SearchSpaceError
+from tuner.search_spaces import SPACES_DIR, available_spaces, load_space
 
 
 @pytest.mark.parametrize("name", available_spaces())

@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from tuner.stoppers import PlateauStopper, is_plateau
+from tuner.plateau import is_plateau
+from tuner.stoppers import PlateauStopper
 
 
 @pytest.mark.parametrize(

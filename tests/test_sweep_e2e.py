@@ -19,8 +19,9 @@ from ray import tune
 from tuner.checkpoints import load_model
 from tuner.cli import main
 from tuner.data import load_images
-from tuner.evaluate import fidelity
-from tuner.results import HISTORY_COLUMNS, STATUSES, TRIAL_COLUMNS
+from tuner.fidelity import fidelity
+from tuner.constants import STATUSES
+from tuner.results import HISTORY_COLUMNS, TRIAL_COLUMNS
 from tuner.settings import SweepSettings
 from tuner.sweep import run_sweep
 

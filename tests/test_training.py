@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from tuner.model import ModelConfig
-from tuner.training import TrainConfig, Trainer, lr_at, split_config, train
+from tuner.configs import ModelConfig, TrainConfig, split_config
+from tuner.training import Trainer, lr_at, train
 
 SMALL = ModelConfig(hidden=32)
 

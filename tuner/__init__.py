@@ -3,13 +3,27 @@
 Python API (no Ray needed to read results):
 
     import tuner
-    exp = tuner.load_experiment("demo")            # name under results/, or a path
+    exp = tuner.load_experiment("demo")            # a name under results/, or a path
     exp.trials, exp.history, exp.best              # pandas DataFrames and a dict
-    model = tuner.load_model("exported/model.pt")  # rebuilt from the file alone
+    model = tuner.load_model("demo")               # its best model; trial="ID" for another
+    model = tuner.load_model("exported/model.pt")  # or any checkpoint file, rebuilt from the file alone
+
+Importing tuner loads nothing heavy: each name is imported on first use.
 """
 
-from tuner.checkpoints import load_model
-from tuner.experiments import Experiment, load_experiment
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["Experiment", "load_experiment", "load_model"]
 __version__ = "0.1.0"
+
+_HOMES = {"Experiment": "tuner.experiments", "load_experiment": "tuner.experiments", "load_model": "tuner.checkpoints"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        import importlib
+
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'tuner' has no attribute {name!r}")

@@ -1,11 +1,13 @@
 """`tuner benchmark NAME`: is the trained model a faster way to apply the teacher, on CPU and on GPU?
 
-    tuner benchmark demo --device all          # CPU and (where the cluster has one) GPU rows
+    tuner benchmark demo --device all          # CPU and (where a node has one) GPU rows
     tuner benchmark demo --dataset folder:~/photos --batch-sizes 1,64,1024
 
-Each device's rows run inside a Ray task that asks for that device (num_gpus=1
-for the GPU rows), so the same command works on a workstation and on a cluster.
-Writes benchmark.csv and benchmark.png into the experiment directory.
+Each device's rows run in a Ray worker that holds that device on one node
+(raycluster.run_on_node: checked against the nodes first, bounded waits), so
+the same command works on a workstation and on a cluster. The CPU worker takes
+the CPUs of the largest node unless --cpus says otherwise. Writes
+benchmark.csv and benchmark.png into the experiment directory.
 """
 
 from __future__ import annotations
@@ -13,15 +15,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-import matplotlib
+import pandas as pd
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import ray  # noqa: E402
-import torch  # noqa: E402
-
-from tuner.timing import measure_device  # noqa: E402
+from tuner.checkpoints import load_checkpoint
+from tuner.constants import BEST_MODEL_FILE, RESULTS_DIR
+from tuner.errors import TunerError
+from tuner.timing import measure_device
 
 DEFAULT_BATCH_SIZES = (1, 32, 128, 512, 2048)
 DEVICES = ("cpu", "gpu", "all")
@@ -38,27 +38,62 @@ def run_benchmark(
     cpus: int | None = None,
     echo: Callable[[str], None] = print,
 ) -> pd.DataFrame:
-    """Benchmark rows for the model in `checkpoint` on `images` (uint8), one Ray task per device.
+    """Benchmark rows for the model in `checkpoint` on `images` (uint8), one Ray worker per device.
 
-    Ray must be initialised (a local instance or a cluster)."""
+    Ray must be connected (raycluster.connect)."""
+    from tuner.raycluster import info, run_on_node
+
     if device not in DEVICES:
-        raise ValueError(f"unknown device {device!r}; use one of: {', '.join(DEVICES)}")
-    cpus = cpus or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    measure = ray.remote(measure_device)
+        raise TunerError(f"unknown device {device!r}; use one of: {', '.join(DEVICES)}")
+    found = info()
+    cpus = cpus or max(1, int(max(n.cpus for n in found.nodes)))  # one node's CPUs: a worker never spans nodes
     rows: list[dict[str, Any]] = []
+    args = (checkpoint, images, list(batch_sizes), min_run_time)
     # One device at a time: a GPU task launching kernels would steal cycles from the CPU rows.
     if device in ("cpu", "all"):
         echo(f"benchmark: CPU worker ({cpus} CPUs), {len(images)} images, batch sizes {list(batch_sizes)}")
-        task = measure.options(num_cpus=cpus).remote("cpu", checkpoint, images, list(batch_sizes), min_run_time, cpus)
-        rows += ray.get(task)
+        rows += run_on_node(measure_device, ("cpu", *args, cpus), cpus=cpus, gpus=0, what="the CPU benchmark worker",
+                            fix="pass --cpus with at most the CPUs of one node")
     if device in ("gpu", "all"):
-        if ray.cluster_resources().get("GPU", 0) >= 1:
+        if any(n.gpus >= 1 for n in found.nodes):
             echo("benchmark: GPU worker")
-            task = measure.options(num_cpus=1, num_gpus=1).remote("cuda", checkpoint, images, list(batch_sizes), min_run_time)
-            rows += ray.get(task)
+            rows += run_on_node(measure_device, ("cuda", *args), cpus=1, gpus=1, what="the GPU benchmark worker",
+                                fix="free a GPU")
+        elif device == "gpu":
+            raise TunerError("--device gpu asks for a GPU, but no node of this Ray has one; use --device cpu, "
+                             "or --address a cluster with a GPU node")
         else:
-            echo("benchmark: GPU rows skipped: the Ray cluster has no GPU")
+            echo("benchmark: GPU rows skipped: no node of this Ray has a GPU")
     return with_speedups(pd.DataFrame(rows))
+
+
+def benchmark_experiment(exp_dir: Path, images: torch.Tensor, echo: Callable[[str], None] = print,
+                         **options: Any) -> pd.DataFrame:
+    """Benchmark an experiment's best model on `images`; writes benchmark.csv/png beside its results."""
+    frame = run_benchmark(load_checkpoint(Path(exp_dir) / BEST_MODEL_FILE), images, echo=echo, **options)
+    csv, png = write_outputs(frame, Path(exp_dir))
+    echo(format_table(frame))
+    echo(f"benchmark: {csv} and {png}")
+    return frame
+
+
+def benchmark_named(experiment: str, storage: str = RESULTS_DIR, dataset: str | None = None, size: int = 10_000,
+                    address: str | None = None, echo: Callable[[str], None] = print, **options: Any) -> pd.DataFrame:
+    """`tuner benchmark`: an experiment's best model, on its own held-out images or on `dataset`."""
+    from tuner.data import evaluation_images
+    from tuner.experiments import load_experiment
+    from tuner.raycluster import connect
+
+    exp = load_experiment(experiment, storage)
+    exp.checkpoint()  # one-line error when there is nothing to benchmark
+    if dataset:
+        source, images = evaluation_images(dataset, size, exp.settings.seed)
+    else:
+        splits = exp.splits()
+        source, images = splits.source + (" test split" if splits.test is not None else " held out"), splits.benchmark_images[:size]
+    echo(f"benchmark images: {len(images)} from {source}")
+    connect(address, echo)
+    return benchmark_experiment(exp.path, images, echo=echo, **options)
 
 
 def with_speedups(frame: pd.DataFrame) -> pd.DataFrame:
@@ -87,6 +122,11 @@ def format_table(frame: pd.DataFrame) -> str:
 
 def plot(frame: pd.DataFrame, path: Path) -> None:
     """Throughput against batch size per device and model variant; teacher rows as horizontal lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display needed
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     styles = iter(["-", "--", ":", "-."] * 4)
     for (device, method), rows in frame[frame["method"].str.startswith("model")].groupby(["device", "method"]):

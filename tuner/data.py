@@ -15,21 +15,23 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
+from tuner.constants import DATASETS
+from tuner.errors import DatasetError, first_line
 from tuner.synthetic import synthetic_images
 from tuner.teacher import teach
 
+if TYPE_CHECKING:
+    from tuner.settings import SweepSettings
+
 log = logging.getLogger(__name__)
 
-DATASETS = ("auto", "synthetic", "cifar10", "folder:PATH")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 DOWNLOAD_TIMEOUT_S = 5.0
-
-
-class DatasetError(ValueError):
-    """A dataset spec that cannot be served; the message says what to do."""
 
 
 @dataclass
@@ -70,10 +72,21 @@ def with_targets(splits: ImageSplits) -> TeacherData:
     return TeacherData(splits.source, splits.train, teach(splits.train), splits.val, teach(splits.val))
 
 
+def check_spec(spec: str) -> None:
+    """Refuse an unknown dataset spec before anything is loaded or created."""
+    if spec not in DATASETS[:3] and not spec.startswith("folder:"):
+        raise DatasetError(f"unknown dataset {spec!r}; use one of: {', '.join(DATASETS)}")
+
+
 def load_images(
-    spec: str, train_size: int, val_size: int, seed: int = 0, data_dir: str | Path | None = None
+    spec: str, train_size: int, val_size: int, seed: int = 0, data_dir: str | Path | None = None,
+    with_train: bool = True,
 ) -> ImageSplits:
-    """Resolve a dataset spec to image splits of the requested sizes."""
+    """Resolve a dataset spec to image splits of the requested sizes.
+
+    `with_train=False` skips making training images where that saves work (synthetic):
+    the validation split is the same either way."""
+    check_spec(spec)
     data_dir = Path(data_dir) if data_dir else default_data_dir()
     if spec == "auto":
         spec = "cifar10" if _cifar10_available(data_dir) else "synthetic"
@@ -81,12 +94,28 @@ def load_images(
             log.warning("CIFAR-10 is not in %s and cannot be downloaded; using the built-in synthetic images.", data_dir)
     if spec == "synthetic":
         # Distinct seeds per split, so val never repeats a training image.
-        return ImageSplits("synthetic", synthetic_images(train_size, seed), synthetic_images(val_size, seed + 1))
+        train = synthetic_images(train_size if with_train else 0, seed)
+        return ImageSplits("synthetic", train, synthetic_images(val_size, seed + 1))
     if spec == "cifar10":
         return _cifar10(data_dir, train_size, val_size, seed)
+    return _folder(Path(spec[len("folder:") :]).expanduser(), train_size, val_size, seed)
+
+
+def images_of(settings: "SweepSettings", dataset_used: str | None = None, with_train: bool = True) -> ImageSplits:
+    """An experiment's images, rebuilt from its settings (and the dataset `auto` resolved to)."""
+    return load_images(dataset_used or settings.dataset, settings.train_size, settings.val_size, settings.seed,
+                       settings.data_dir, with_train=with_train)
+
+
+def evaluation_images(spec: str, size: int, seed: int = 0, data_dir: str | Path | None = None) -> tuple[str, torch.Tensor]:
+    """(source, up to `size` images) to score any model on: CIFAR-10's test split, every image of a
+    folder, or synthetic images no sweep with this seed trained on."""
+    check_spec(spec)
     if spec.startswith("folder:"):
-        return _folder(Path(spec[len("folder:") :]).expanduser(), train_size, val_size, seed)
-    raise DatasetError(f"unknown dataset {spec!r}; use one of: {', '.join(DATASETS)}")
+        root = Path(spec[len("folder:") :]).expanduser()
+        return f"folder:{root}", _folder_images(root)[:size]
+    splits = load_images(spec, 0, size, seed, data_dir, with_train=False)
+    return splits.source, splits.benchmark_images[:size]
 
 
 def _split(images: torch.Tensor, train_size: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,9 +156,9 @@ def _download_cifar10(data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         _cifar10_dataset(data_dir, train=True, download=True)
         _cifar10_dataset(data_dir, train=False, download=True)
-    except Exception as exc:  # URLError, timeout, bad checksum: all mean "not available"
+    except Exception as exc:  # URLError, timeout, bad checksum, unwritable dir: all mean "not available"
         raise DatasetError(
-            f"CIFAR-10 is not in {data_dir} and could not be downloaded ({type(exc).__name__}); "
+            f"CIFAR-10 is not in {data_dir} and could not be downloaded ({type(exc).__name__}: {first_line(exc, 60)}); "
             "connect to the internet, copy cifar-10-batches-py there, or use --dataset synthetic"
         ) from None
     finally:
@@ -146,18 +175,35 @@ def _cifar10(data_dir: Path, train_size: int, val_size: int, seed: int) -> Image
     return ImageSplits("cifar10", train, val, test)
 
 
-def _folder(root: Path, train_size: int, val_size: int, seed: int) -> ImageSplits:
-    """A user's own images, any size: shorter side resized to 32, centre-cropped to 32x32."""
-    from PIL import Image
+def _folder_images(root: Path) -> torch.Tensor:
+    """Every readable image under root, any size: shorter side resized to 32, centre-cropped to 32x32.
+    Files that are not images (a wrong suffix, a broken file) are skipped with one warning naming them."""
+    from PIL import Image, UnidentifiedImageError
     from torchvision.transforms import v2
 
     if not root.is_dir():
         raise DatasetError(f"image folder {root} does not exist; pass --dataset folder:PATH with a folder of images")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if len(files) < 2:
-        raise DatasetError(f"image folder {root} holds {len(files)} images ({', '.join(sorted(IMAGE_SUFFIXES))}); it needs at least 2")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     to_32 = v2.Compose([v2.PILToTensor(), v2.Resize(32, antialias=True), v2.CenterCrop(32)])
-    images = torch.stack([to_32(Image.open(f).convert("RGB")) for f in files])
+    images, broken = [], []
+    for f in files:
+        try:
+            with Image.open(f) as img:
+                images.append(to_32(img.convert("RGB")))
+        except (UnidentifiedImageError, OSError, ValueError):
+            broken.append(f)
+    if broken:
+        shown = ", ".join(str(f) for f in broken[:3]) + (f" and {len(broken) - 3} more" if len(broken) > 3 else "")
+        log.warning("skipped %d file(s) that are not readable images: %s", len(broken), shown)
+    if len(images) < 2:
+        raise DatasetError(f"image folder {root} holds {len(images)} readable images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
+                           "it needs at least 2")
+    return torch.stack(images)
+
+
+def _folder(root: Path, train_size: int, val_size: int, seed: int) -> ImageSplits:
+    """A user's own images, split into train and val."""
+    images = _folder_images(root)
     # val gets what it asks for, as long as train keeps min(train_size, half the images).
     val_size = min(val_size, len(images) - min(train_size, len(images) // 2))
     train, val = _split(images, min(train_size, len(images) - val_size), val_size, seed)

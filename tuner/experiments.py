@@ -27,28 +27,32 @@ if TYPE_CHECKING:
     from tuner.data import ImageSplits
 
 from tuner import results
+from tuner.constants import RESULTS_DIR
+from tuner.errors import ExperimentError, TunerError
 from tuner.settings import SETTINGS_FILE, SweepSettings, load_settings
 
 STATE_FILE = "state.json"
 STATES = ("running", "finished", "interrupted")
 
 
-class ExperimentError(LookupError):
-    """An experiment, trial or checkpoint that is not there; the message says what to do."""
-
-
-def find_experiment(name_or_path: str | Path, storage: str | Path = "results") -> Path:
+def find_experiment(name_or_path: str | Path, storage: str | Path = RESULTS_DIR) -> Path:
     """An experiment directory from a path or a name under `storage`."""
-    for candidate in (Path(name_or_path), Path(storage) / str(name_or_path)):
+    for candidate in (Path(name_or_path).expanduser(), Path(storage).expanduser() / str(name_or_path)):
         if (candidate / SETTINGS_FILE).is_file():
             return candidate.resolve()
-    known = [p.name for p in experiment_dirs(storage)]
+    root = Path(storage).expanduser()
+    known = [p.name for p in experiment_dirs(storage)] if root.is_dir() else []
     hint = f"known in {storage}/: {', '.join(known)}" if known else f"{storage}/ holds no experiments"
     raise ExperimentError(f"no experiment {str(name_or_path)!r} ({hint}); run `tuner list` or pass the experiment's path")
 
 
-def experiment_dirs(storage: str | Path = "results") -> list[Path]:
-    return sorted(p.parent for p in Path(storage).glob(f"*/{SETTINGS_FILE}"))
+def experiment_dirs(storage: str | Path = RESULTS_DIR) -> list[Path]:
+    """Experiment directories under `storage`; a storage that is a file or does not exist is an error."""
+    root = Path(storage).expanduser()
+    if not root.is_dir():
+        what = "is a file" if root.exists() else "does not exist"
+        raise ExperimentError(f"--storage {storage} {what}; pass the directory that holds your experiments (default: {RESULTS_DIR})")
+    return sorted(p.parent for p in root.glob(f"*/{SETTINGS_FILE}"))
 
 
 def write_state(exp_dir: Path, state: str) -> None:
@@ -112,31 +116,39 @@ class Experiment:
             raise ExperimentError(f"trial {trial_id or self.best['trial_id']} of {self.name!r} has no checkpoint on disk; pick another with --trial")
         return Path(ckpt)
 
-    def splits(self) -> "ImageSplits":
-        """The experiment's own images, regenerated or reloaded from its recorded settings."""
-        from tuner.data import load_images
+    @property
+    def dataset(self) -> str:
+        """The dataset the sweep used (what `auto` resolved to)."""
+        return self.info.get("dataset_used", self.settings.dataset)
 
-        s = self.settings
-        return load_images(self.info.get("dataset_used", s.dataset), s.train_size, s.val_size, s.seed, s.data_dir)
+    def splits(self, with_train: bool = False) -> "ImageSplits":
+        """The experiment's own images, rebuilt from its recorded settings (training images only if asked)."""
+        from tuner.data import images_of
+
+        return images_of(self.settings, self.dataset, with_train=with_train)
 
     def heldout_images(self, count: int) -> "torch.Tensor":
+        """Up to `count` of the validation images no trial trained on."""
         return self.splits().val[:count]
 
 
-def load_experiment(name_or_path: str | Path, storage: str | Path = "results") -> Experiment:
+def load_experiment(name_or_path: str | Path, storage: str | Path = RESULTS_DIR) -> Experiment:
+    """An experiment (a name under `storage`, or a path) with its trials, history and best trial."""
     path = find_experiment(name_or_path, storage)
-    settings, info = load_settings(path)
-    state = read_state(path)
-    summary = results.collect(path, finished=state == "finished")
-    return Experiment(path, settings, info, state, summary.trials, summary.history, summary.best)
+    try:
+        settings, info = load_settings(path)
+    except (ValueError, TypeError, TunerError) as exc:  # a damaged sweep.json, or one with flags out of range
+        raise ExperimentError(f"{path / SETTINGS_FILE} cannot be read ({exc}); restore it from a backup or delete the experiment") from None
+    summary = results.collect(path)
+    return Experiment(path, settings, info, read_state(path), summary.trials, summary.history, summary.best)
 
 
-def list_experiments(storage: str | Path = "results") -> pd.DataFrame:
+def list_experiments(storage: str | Path = RESULTS_DIR) -> pd.DataFrame:
+    """One row per experiment under `storage`: name, date, dataset, trials, best val PSNR, state."""
     rows = []
     for path in experiment_dirs(storage):
         exp = load_experiment(path)
         best = exp.trials["val_psnr"].max() if len(exp.trials) else float("nan")
         rows.append({"name": exp.name, "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime)),
-                     "dataset": exp.info.get("dataset_used", exp.settings.dataset), "trials": len(exp.trials),
-                     "best_val_psnr": best, "state": exp.state})
+                     "dataset": exp.dataset, "trials": len(exp.trials), "best_val_psnr": best, "state": exp.state})
     return pd.DataFrame(rows, columns=["name", "date", "dataset", "trials", "best_val_psnr", "state"])

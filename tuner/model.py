@@ -1,43 +1,17 @@
-"""The student CNN and the small config dataclass that rebuilds it.
+"""The student CNN, built from its `ModelConfig` (tuner.configs).
 
-The config is stored inside every checkpoint (nanoGPT style), so a model is
-rebuilt from its files alone: `build_model(ModelConfig(**ckpt["model_config"]))`.
+The config is stored inside every checkpoint, so a model is rebuilt from its
+file alone: `tuner.load_model(path)` (checkpoints.model_from_state).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
-from tuner.teacher import IN_SHAPE, OUT_SHAPE
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    in_shape: tuple[int, int, int] = IN_SHAPE
-    out_shape: tuple[int, int, int] = OUT_SHAPE
-    hidden: int = 512
-    negative_slope: float = 0.01
-    init_scale: float = 1.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown model config keys {sorted(unknown)}; known: {sorted(known)}")
-        kw = dict(d)
-        for key in ("in_shape", "out_shape"):
-            if key in kw:
-                kw[key] = tuple(kw[key])
-        return cls(**kw)
+from tuner.configs import ModelConfig
 
 
 class StudentCNN(nn.Module):
@@ -47,7 +21,7 @@ class StudentCNN(nn.Module):
     mean/std kept as buffers so they travel with the weights.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.config = config
         channels, height, width = config.in_shape
@@ -61,12 +35,17 @@ class StudentCNN(nn.Module):
         flat = 64 * ((height - 4) // 2) * ((width - 4) // 2)
         self.fc1 = nn.Linear(flat, config.hidden)
         self.fc2 = nn.Linear(config.hidden, math.prod(config.out_shape))
-        self._init_fc(config.init_scale)
+        self._init_weights(config.init_scale, generator)
 
-    def _init_fc(self, scale: float) -> None:
+    def _init_weights(self, scale: float, generator: torch.Generator | None) -> None:
+        if generator is not None:  # the convs' default init, drawn from the model's own generator
+            for conv in (self.conv1, self.conv2):
+                nn.init.kaiming_uniform_(conv.weight, a=math.sqrt(5), generator=generator)
+                bound = 1 / math.sqrt(conv.weight[0].numel())
+                nn.init.uniform_(conv.bias, -bound, bound, generator=generator)
         # He-style normal init, multiplied by init_scale: the scale the sweep tunes.
         for fc in (self.fc1, self.fc2):
-            nn.init.normal_(fc.weight, std=scale * math.sqrt(2.0 / fc.in_features))
+            nn.init.normal_(fc.weight, std=scale * math.sqrt(2.0 / fc.in_features), generator=generator)
             nn.init.zeros_(fc.bias)
 
     @torch.no_grad()
@@ -83,8 +62,9 @@ class StudentCNN(nn.Module):
         return self.fc2(x).view(-1, *self.config.out_shape)
 
 
-def build_model(config: ModelConfig) -> StudentCNN:
-    return StudentCNN(config)
+def build_model(config: ModelConfig, seed: int | None = None) -> StudentCNN:
+    """The model; with a seed, its FC initialisation is drawn from a generator of its own."""
+    return StudentCNN(config, torch.Generator().manual_seed(seed) if seed is not None else None)
 
 
 def count_parameters(model: nn.Module) -> int:

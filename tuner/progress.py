@@ -1,31 +1,107 @@
-"""Progress output for a sweep: one line per trial epoch and per trial end, instead of Ray's tables."""
+"""What the driver does as a sweep runs: keep tuner's record, and print one line per epoch with an estimate.
+
+`SweepMonitor` is a Ray Tune callback in the driver process. Each reported epoch
+and each trial's end go into the experiment's record (record.py) the moment they
+happen, so the tables never depend on Ray's own loggers. Each epoch also prints
+
+    [   41s] trial 3f2a epoch 2/3  val_loss 0.00231  val_psnr 26.4 dB | 1 done, 2 running, 1 pending | at most 1.5 min left
+
+The estimate is an upper bound: every unfinished trial running to --max-epochs,
+as many at a time as fit, at the median epoch time measured so far.
+"""
 
 from __future__ import annotations
 
+import statistics
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from ray.tune import Callback
 
+from tuner import record
+from tuner.errors import first_line
 
-class ProgressPrinter(Callback):
-    def __init__(self, max_epochs: int, num_samples: int, echo: Callable[[str], None] = print) -> None:
-        self.max_epochs, self.num_samples, self.echo = max_epochs, num_samples, echo
+
+def duration(seconds: float) -> str:
+    """42 s, 6.5 min, 2.1 h."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def time_left(epochs_done: dict[str, int], num_samples: int, max_epochs: int, parallel: int,
+              epoch_seconds: float) -> float:
+    """Upper bound on the sweep's remaining time: no trial stopped early, `parallel` trials at a time."""
+    running = sum(max(0, max_epochs - n) for n in epochs_done.values())
+    pending = max(0, num_samples - len(epochs_done)) * max_epochs
+    return (running + pending) * epoch_seconds / max(1, parallel)
+
+
+class SweepMonitor(Callback):
+    def __init__(self, exp_dir: Path, num_samples: int, max_epochs: int, parallel: int,
+                 echo: Callable[[str], None] = print) -> None:
+        self.exp_dir, self.num_samples, self.max_epochs, self.parallel = Path(exp_dir), num_samples, max_epochs, parallel
+        self.echo = echo
         self.started = time.time()
+        self.epoch_seconds: list[float] = []
+        self.epochs_done: dict[str, int] = {}  # unfinished trials: epochs reported
         self.ended = 0
+
+    def resume(self, exp_dir: Path, echo: Callable[[str], None]) -> None:
+        """Point a monitor restored by Ray (from the pickled run config) at this run's directory and output."""
+        self.exp_dir, self.echo, self.started = Path(exp_dir), echo, time.time()
+        trials = record.read(self.exp_dir)
+        self.ended = sum(t.outcome is not None for t in trials.values())
+        self.epochs_done = {t.trial_id: len(t.epochs) for t in trials.values() if t.outcome is None}
+        self.epoch_seconds = [e["epoch_time_s"] for t in trials.values() for e in t.epochs if e.get("epoch_time_s")]
 
     def _prefix(self, trial: Any) -> str:
         return f"[{time.time() - self.started:6.0f}s] trial {trial.trial_id}"
 
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        record.append(self.exp_dir, "start", trial.trial_id, config=dict(trial.config))
+        self.epochs_done.setdefault(trial.trial_id, 0)
+
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        fields = {k: result.get(k) for k in record.EPOCH_KEYS}
+        record.append(self.exp_dir, "epoch", trial.trial_id, **fields)
+        if result.get("epoch_time_s"):
+            self.epoch_seconds.append(float(result["epoch_time_s"]))
+        self.epochs_done[trial.trial_id] = int(result.get("epoch", 0))
         self.echo(f"{self._prefix(trial)} epoch {result.get('epoch', '?')}/{self.max_epochs}  "
-                  f"train_loss {result.get('train_loss', float('nan')):.5f}  val_loss {result.get('val_loss', float('nan')):.5f}  "
-                  f"val_psnr {result.get('val_psnr', float('nan')):.2f} dB")
+                  f"val_loss {result.get('val_loss', float('nan')):.5f}  val_psnr {result.get('val_psnr', float('nan')):.2f} dB"
+                  f" | {self._counts()} | {self._estimate()}")
+        if len(self.epoch_seconds) == 1:
+            self.echo(f"first epoch took {duration(self.epoch_seconds[0])}: {self._budget()}")
+
+    def _counts(self) -> str:
+        running = len(self.epochs_done)
+        pending = max(0, self.num_samples - self.ended - running)
+        return f"{self.ended} done, {running} running, {pending} pending"
+
+    def _estimate(self) -> str:
+        left = time_left(self.epochs_done, self.num_samples - self.ended, self.max_epochs, self.parallel,
+                         statistics.median(self.epoch_seconds)) if self.epoch_seconds else 0.0
+        return f"at most {duration(left)} left"
+
+    def _budget(self) -> str:
+        whole = self.num_samples * self.max_epochs * self.epoch_seconds[0] / max(1, self.parallel)
+        return (f"{self.num_samples} trials x {self.max_epochs} epochs, {self.parallel} at a time, take at most "
+                f"{duration(whole)}; early stopping usually ends most trials sooner")
+
+    def _ended(self, trial: Any, outcome: str, error: str = "") -> None:
+        record.append(self.exp_dir, "end", trial.trial_id, outcome=outcome, error=error)
+        self.epochs_done.pop(trial.trial_id, None)
+        self.ended += 1
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.ended += 1
-        self.echo(f"{self._prefix(trial)} ended ({self.ended}/{self.num_samples} trials done)")
+        self._ended(trial, "terminated")
+        self.echo(f"{self._prefix(trial)} ended ({self._counts()})")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.ended += 1
-        self.echo(f"{self._prefix(trial)} failed: see {trial.local_path}/error.txt ({self.ended}/{self.num_samples} done)")
+        error = trial.get_error()
+        self._ended(trial, "error", first_line(error, 200) if error else "")
+        self.echo(f"{self._prefix(trial)} failed: see {trial.local_path}/error.txt ({self._counts()})")

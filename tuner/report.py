@@ -12,36 +12,45 @@ early stopping saved.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import matplotlib
+import pandas as pd
+import torch
 
-matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from tuner.checkpoints import load_model  # noqa: E402
-from tuner.data import DatasetError  # noqa: E402
-from tuner.experiments import Experiment  # noqa: E402
-from tuner.search_spaces import SearchSpace, SearchSpaceError, load_space  # noqa: E402
-from tuner.teacher import teach, to_float  # noqa: E402
+from tuner.checkpoints import load_model
+from tuner.constants import METRIC
+from tuner.errors import DatasetError, SearchSpaceError
+from tuner.experiments import Experiment
+from tuner.search_spaces import SearchSpace, load_space
+from tuner.teacher import teach, to_float
 
 MARKERS = {"completed": ("*", "tab:green"), "asha": ("x", "tab:red"), "plateau": ("o", "tab:orange"),
            "diverged": ("X", "black"), "error": ("s", "black"), "unfinished": (">", "tab:gray")}
 MIN_TRIALS_FOR_IMPORTANCE = 4
 
 
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _plot_curves(exp: Experiment, path: Path) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for _, trial in exp.trials.iterrows():
         h = exp.history[exp.history["trial_id"].astype(str) == str(trial["trial_id"])]
-        h = h[h["val_loss"].notna()]
+        h = h[h[METRIC].notna()]
         if h.empty:
             continue
-        line, = ax.plot(h["epoch"], h["val_loss"], alpha=0.7, lw=1)
+        line, = ax.plot(h["epoch"], h[METRIC], alpha=0.7, lw=1)
         marker, colour = MARKERS.get(trial["status"], ("?", "gray"))
-        ax.scatter(h["epoch"].iloc[-1], h["val_loss"].iloc[-1], marker=marker, color=colour, s=60, zorder=3)
+        ax.scatter(h["epoch"].iloc[-1], h[METRIC].iloc[-1], marker=marker, color=colour, s=60, zorder=3)
     for status, (marker, colour) in MARKERS.items():
         if status in set(exp.trials["status"]):
             ax.scatter([], [], marker=marker, color=colour, label=status)
@@ -55,13 +64,14 @@ def _plot_curves(exp: Experiment, path: Path) -> None:
 
 def _plot_params(exp: Experiment, space: SearchSpace | None, path: Path) -> bool:
     names = [p.name for p in space.params] if space else [c[7:] for c in exp.trials.columns if c.startswith("config/")]
-    ok = exp.trials[exp.trials["val_loss"].notna()]
+    ok = exp.trials[exp.trials[METRIC].notna()]
     names = [n for n in names if f"config/{n}" in ok.columns and pd.api.types.is_numeric_dtype(ok[f"config/{n}"])]
     if ok.empty or not names:
         return False
+    plt = _pyplot()
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.5), squeeze=False)
     for ax, name in zip(axes[0], names):
-        ax.scatter(ok[f"config/{name}"], ok["val_loss"], c="tab:blue")
+        ax.scatter(ok[f"config/{name}"], ok[METRIC], c="tab:blue")
         log = space and any(p.name == name and p.type == "loguniform" for p in space.params)
         ax.set(xlabel=name, ylabel="final val MSE", yscale="log", xscale="log" if log else "linear")
     fig.tight_layout()
@@ -80,6 +90,7 @@ def _plot_samples(exp: Experiment, path: Path, count: int = 6) -> str | None:
     model = load_model(exp.checkpoint())
     x = to_float(images)
     teacher, student = teach(images), model(x)
+    plt = _pyplot()
     columns = [("input", x.permute(0, 2, 3, 1)), ("teacher", teacher[:, 0]), ("model", student[:, 0]),
                ("|difference| x5", (student - teacher).abs()[:, 0] * 5)]
     fig, axes = plt.subplots(len(images), 4, figsize=(6, 1.6 * len(images)), squeeze=False)
@@ -99,27 +110,23 @@ def _plot_samples(exp: Experiment, path: Path, count: int = 6) -> str | None:
 def importance(exp: Experiment, space: SearchSpace | None) -> dict[str, float] | None:
     """Optuna's parameter importance over trials with a finite final val loss, or None if too few."""
     import optuna
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    ok = exp.trials[exp.trials["val_loss"].notna() & exp.trials["status"].ne("error")]
+    ok = exp.trials[exp.trials[METRIC].notna() & exp.trials["status"].ne("error")]
     if space is None or len(ok) < MIN_TRIALS_FOR_IMPORTANCE:
         return None
-    dists = {}
-    for p in space.params:
-        if p.type in ("uniform", "loguniform"):
-            dists[p.name] = FloatDistribution(p.low, p.high, log=p.type == "loguniform")
-        elif p.type == "int":
-            dists[p.name] = IntDistribution(int(p.low), int(p.high))
-        else:
-            dists[p.name] = CategoricalDistribution(list(p.values))
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="minimize")
+    dists = {p.name: p.to_optuna() for p in space.params}
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line for a throwaway study
+    try:
+        study = optuna.create_study(direction="minimize")
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     for _, row in ok.iterrows():
         params = {n: row[f"config/{n}"] for n in dists}
         params = {n: (v.item() if hasattr(v, "item") else v) for n, v in params.items()}
         if not all(d._contains(d.to_internal_repr(params[n])) for n, d in dists.items()):
             continue  # a start point outside the space: Optuna cannot weigh it
-        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=float(row["val_loss"])))
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=float(row[METRIC])))
     if len(study.trials) < MIN_TRIALS_FOR_IMPORTANCE:
         return None
     return optuna.importance.get_param_importances(study)
@@ -141,11 +148,11 @@ def write_report(exp: Experiment) -> Path:
     samples_missing = _plot_samples(exp, out / "samples.png") if exp.best else "no trial finished an epoch"
     run, full = compute_saved(exp)
     lines = [f"# Sweep report: {exp.name}", "",
-             f"Dataset: {exp.info.get('dataset_used', exp.settings.dataset)}; {len(exp.trials)} trials; "
+             f"Dataset: {exp.dataset}; {len(exp.trials)} trials; "
              f"state: {exp.state}; search space: {space.name if space else exp.settings.space}.", ""]
     if exp.best:
         m = exp.best["metrics"]
-        lines += [f"**Best trial {exp.best['trial_id']}**: val PSNR {m['val_psnr']:.2f} dB (val MSE {m['val_loss']:.3g}) "
+        lines += [f"**Best trial {exp.best['trial_id']}**: val PSNR {m['val_psnr']:.2f} dB (val MSE {m[METRIC]:.3g}) "
                   f"after {m['epochs']} epochs.", "", "| parameter | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in exp.best["config"].items()]
         lines.append("")

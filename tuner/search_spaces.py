@@ -22,17 +22,12 @@ from typing import Any
 
 import yaml
 
-from tuner.model import ModelConfig
-from tuner.training import TrainConfig
+from tuner.configs import TUNABLE, split_config
+from tuner.errors import SearchSpaceError
 
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 TYPES = {"uniform": ("low", "high"), "loguniform": ("low", "high"), "int": ("low", "high"), "choice": ("values",)}
 SWEEP_OWNED = {"max_epochs": "--max-epochs", "seed": "--seed"}
-TUNABLE = (set(ModelConfig.__dataclass_fields__) - {"in_shape", "out_shape"}) | set(TrainConfig.__dataclass_fields__)
-
-
-class SearchSpaceError(ValueError):
-    """A search space file that cannot be used; the message names file, parameter and fix."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +49,16 @@ class Param:
         if self.type == "int":
             return tune.randint(int(self.low), int(self.high) + 1)  # randint's upper bound is exclusive
         return tune.choice(list(self.values))
+
+    def to_optuna(self) -> Any:
+        """The same domain as an Optuna distribution (the report weighs parameters with it)."""
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        if self.type in ("uniform", "loguniform"):
+            return FloatDistribution(self.low, self.high, log=self.type == "loguniform")
+        if self.type == "int":
+            return IntDistribution(int(self.low), int(self.high))
+        return CategoricalDistribution(list(self.values))
 
 
 @dataclass(frozen=True)
@@ -167,8 +172,6 @@ def _parse_param(path: Path, name: str, spec: Any) -> Param:
 
 def _check_fixed_values(path: Path, fixed: dict[str, Any]) -> None:
     """Build the configs once with the fixed values, so a bad optimizer name fails here, not in trial 1."""
-    from tuner.training import split_config
-
     try:
         split_config(dict(fixed))
     except (TypeError, ValueError) as exc:

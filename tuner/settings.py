@@ -8,12 +8,14 @@ flag overrides the preset's value.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from tuner.constants import RESULTS_DIR
+from tuner.errors import SettingsError
+
 SETTINGS_FILE = "sweep.json"
-LOCAL_RESULTS = "results"
 
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(
@@ -44,30 +46,39 @@ class SweepSettings:
     gpus_per_trial: float = 0.0
     concurrency: int | None = None
     max_failures: int = 1
-    storage: str = "results"
+    storage: str = RESULTS_DIR
     seed: int = 0
     data_dir: str | None = None
     address: str | None = None
     benchmark: bool = True
 
     def __post_init__(self) -> None:
-        positive = ("num_samples", "max_epochs", "grace_period", "patience", "train_size", "val_size")
-        for key in positive:
+        """Every flag is checked here, before a directory is created or Ray is started."""
+        for key in ("num_samples", "max_epochs", "grace_period", "patience", "train_size", "val_size"):
             if getattr(self, key) < 1:
-                raise ValueError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(self, key)}")
-        if self.grace_period > self.max_epochs:
-            raise ValueError(f"--grace-period ({self.grace_period}) cannot exceed --max-epochs ({self.max_epochs})")
-        if self.reduction_factor < 2:
-            raise ValueError(f"--reduction-factor must be at least 2, got {self.reduction_factor}")
-        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
-            raise ValueError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
-        if "/" in self.name or self.name in {"", ".", ".."}:
-            raise ValueError(f"--name {self.name!r} must be a plain directory name")
+                raise SettingsError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(self, key)}; pass 1 or more")
+        checks = [
+            (self.grace_period <= self.max_epochs, f"--grace-period ({self.grace_period}) exceeds --max-epochs ({self.max_epochs}); lower it"),
+            (self.reduction_factor >= 2, f"--reduction-factor must be at least 2, got {self.reduction_factor}; pass 2 or more"),
+            (0 <= self.min_delta < 1, f"--min-delta is a relative improvement in [0, 1), got {self.min_delta}; try 0.01"),
+            (self.cpus_per_trial > 0, f"--cpus-per-trial must be above 0, got {self.cpus_per_trial}; try 1"),
+            (self.gpus_per_trial >= 0, f"--gpus-per-trial must be 0 or more, got {self.gpus_per_trial}; try 0.25 to share a GPU"),
+            (self.concurrency is None or self.concurrency >= 1, f"--concurrency must be at least 1, got {self.concurrency}; leave it out to use every CPU"),
+            (self.max_failures >= 0, f"--max-failures must be 0 or more, got {self.max_failures}; pass 0 for no retries"),
+            (self.seed >= 0, f"--seed must be 0 or more, got {self.seed}; pass a non-negative integer"),
+            (self.name not in {"", ".", ".."} and "/" not in self.name and not self.name.startswith("-"),
+             f"--name {self.name!r} must be a plain directory name; use letters, digits, '-' or '_'"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise SettingsError(message)
+        if not self.remote_storage and Path(self.storage).expanduser().exists() and not Path(self.storage).expanduser().is_dir():
+            raise SettingsError(f"--storage {self.storage} is a file, not a directory; pass a directory (it is created if missing)")
 
     @classmethod
     def from_preset(cls, preset: str, **overrides: Any) -> "SweepSettings":
         if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; use one of: {', '.join(PRESETS)}")
+            raise SettingsError(f"unknown preset {preset!r}; use one of: {', '.join(PRESETS)}")
         given = {k: v for k, v in overrides.items() if v is not None}
         return cls(**{**PRESETS[preset], **given})
 
@@ -79,7 +90,7 @@ class SweepSettings:
     @property
     def experiment_dir(self) -> Path:
         """The local experiment directory: under --storage, or under results/ for a URI storage."""
-        root = LOCAL_RESULTS if self.remote_storage else self.storage
+        root = RESULTS_DIR if self.remote_storage else self.storage
         return Path(root).expanduser().resolve() / self.name
 
     @property
@@ -101,6 +112,3 @@ def load_settings(directory: Path) -> tuple[SweepSettings, dict[str, Any]]:
     known = {f.name for f in fields(SweepSettings)}
     return SweepSettings(**{k: v for k, v in doc.items() if k in known}), {k: v for k, v in doc.items() if k not in known}
 
-
-def with_overrides(settings: SweepSettings, **overrides: Any) -> SweepSettings:
-    return replace(settings, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,47 +1,45 @@
 """Run a sweep on Ray Tune: Optuna (TPE) proposes, ASHA and the plateau stopper cut, files stay on disk.
 
-    from tuner.settings import LOCAL_RESULTS, SweepSettings, load_settings
+    from tuner.settings import SweepSettings
     from tuner.sweep import run_sweep
     outcome = run_sweep(SweepSettings.from_preset("quick", name="demo"))
 
-The dataset and its teacher targets are made once, here in the driver, and
-put in Ray's object store by `tune.with_parameters`; every trial reads them
-from there. When the sweep ends (or is interrupted) the results module turns
-Ray's experiment directory into trials.csv, history.csv and best.json.
+Everything a user can get wrong (settings, search space, dataset, the cluster
+and its resources) is checked before the experiment directory is created. The
+dataset and its teacher targets are made once, here in the driver, and put in
+Ray's object store by `tune.with_parameters`; every trial reads them from
+there. The driver's SweepMonitor records every epoch as it happens; when the
+sweep ends or is interrupted, the results module turns that record into
+trials.csv, history.csv and best.json.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import tempfile
+import shlex
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import optuna
-import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from tuner import results
-from tuner.checkpoints import BEST_MODEL_FILE, load_checkpoint
-from tuner.data import load_images, with_targets
-from tuner.experiments import ExperimentError, find_experiment, read_state, write_state
-from tuner.progress import ProgressPrinter
+from tuner import record, results
+from tuner.constants import BEST_MODEL_FILE, METRIC, MODE, RESULTS_DIR
+from tuner.data import TeacherData, check_spec, images_of, with_targets
+from tuner.errors import ExperimentError, ExperimentExistsError, SettingsError, first_line
+from tuner.experiments import find_experiment, read_state, write_state
+from tuner.progress import SweepMonitor
+from tuner.raycluster import RayInfo, check_fits, connect, slots
 from tuner.search_spaces import SearchSpace, load_space
-from tuner.settings import LOCAL_RESULTS, SweepSettings, load_settings
+from tuner.settings import SweepSettings, load_settings
 from tuner.stoppers import PlateauStopper
 from tuner.trainable import train_trial
-
-log = logging.getLogger(__name__)
-METRIC, MODE = "val_loss", "min"
-
-
-class ExperimentExistsError(FileExistsError):
-    pass
 
 
 @dataclass
@@ -49,6 +47,12 @@ class SweepOutcome:
     experiment_dir: Path
     summary: results.Summary | None
     interrupted: bool
+
+    def command(self, verb: str) -> str:
+        """A tuner command for this experiment, quoted for the shell (--storage added when not the default)."""
+        storage = self.experiment_dir.parent
+        where = "" if storage == Path(RESULTS_DIR).resolve() else f" --storage {shlex.quote(str(storage))}"
+        return f"tuner {verb} {shlex.quote(self.experiment_dir.name)}{where}"
 
 
 def _trial_dirname(trial: Any) -> str:
@@ -63,45 +67,26 @@ def _searcher(settings: SweepSettings, space: SearchSpace) -> OptunaSearch:
     return OptunaSearch(metric=METRIC, mode=MODE, sampler=sampler, points_to_evaluate=[dict(p) for p in space.start] or None)
 
 
-def _concurrency(settings: SweepSettings) -> int:
-    if settings.concurrency:
-        return settings.concurrency
-    cpus = ray.cluster_resources().get("CPU", 1)
-    by_cpu = max(1, int(cpus // settings.cpus_per_trial))
-    if settings.gpus_per_trial > 0:
-        by_cpu = min(by_cpu, max(1, int(ray.cluster_resources().get("GPU", 0) // settings.gpus_per_trial)))
-    return by_cpu
+def _connect_and_check(settings: SweepSettings, address: str | None, echo: Callable[[str], None]) -> RayInfo:
+    found = connect(address, echo)
+    check_fits(found, settings.cpus_per_trial, settings.gpus_per_trial, "each trial",
+               "lower --cpus-per-trial / --gpus-per-trial, or add a node that large")
+    return found
 
 
-class ClusterAuthError(ConnectionError):
-    pass
+def _data(settings: SweepSettings, dataset: str | None, echo: Callable[[str], None]) -> tuple[TeacherData, Any]:
+    started = time.time()
+    splits = images_of(settings, dataset)
+    data = with_targets(splits)
+    echo(f"data: {splits.source}, {len(splits.train)} train / {len(splits.val)} val images, "
+         f"teacher targets ready in {time.time() - started:.1f}s")
+    return data, splits
 
 
-def ensure_ray(address: str | None) -> None:
-    """Start a local Ray, or connect to the cluster at `address` (or $RAY_ADDRESS)."""
-    # Trial output goes to each trial's files; the driver prints our own progress lines instead.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    if ray.is_initialized():
-        return
-    # A cluster that rejects us makes Ray's C++ client print a line per retry for 20 s straight
-    # to fd 2; keep those aside and turn the known cause into one line that says what to set.
-    with tempfile.TemporaryFile(mode="w+") as captured:
-        saved = os.dup(2)
-        os.dup2(captured.fileno(), 2)
-        try:
-            ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-        except ConnectionError as exc:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            if "InvalidAuthToken" in captured.read():
-                raise ClusterAuthError(
-                    f"the Ray cluster at {address or os.environ.get('RAY_ADDRESS')} requires token authentication: "
-                    "set RAY_AUTH_MODE=token and provide the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
-                ) from None
-            raise ConnectionError(f"cannot connect to the Ray cluster at {address}: {exc}; check the address and that the cluster is up") from None
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+def _with_data(trainable: Callable[..., None], data: TeacherData, settings: SweepSettings) -> Any:
+    """The trainable as Ray runs it: data from the object store, resources per trial (fractional GPUs allowed)."""
+    return tune.with_resources(tune.with_parameters(trainable, data=data),
+                               {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
 
 
 def run_sweep(
@@ -112,20 +97,21 @@ def run_sweep(
     """Run a new sweep to the end and summarise it. `trainable` is replaceable for tests."""
     exp_dir = settings.experiment_dir
     if exp_dir.exists():
-        raise ExperimentExistsError(
-            f"experiment {settings.name!r} already exists in {exp_dir.parent}; "
-            f"continue it with --resume {settings.name}, or choose another --name"
-        )
-    space = load_space(settings.space)  # a bad file fails here, before Ray starts
-    started = time.time()
-    splits = load_images(settings.dataset, settings.train_size, settings.val_size, settings.seed, settings.data_dir)
-    data = with_targets(splits)
-    echo(f"data: {splits.source}, {len(splits.train)} train / {len(splits.val)} val images, "
-         f"teacher targets ready in {time.time() - started:.1f}s")
-    ensure_ray(settings.address)
-    exp_dir.mkdir(parents=True)
+        raise ExperimentExistsError(f"experiment {settings.name!r} already exists in {exp_dir.parent}; continue it with "
+                                    f"`tuner sweep --resume {shlex.quote(settings.name)}`, or choose another --name")
+    space = load_space(settings.space)
+    check_spec(settings.dataset)
+    found = _connect_and_check(settings, settings.address, echo)
+    data, splits = _data(settings, None, echo)
+    try:
+        exp_dir.mkdir(parents=True)
+    except FileExistsError:  # another sweep took the name while the data was being made
+        raise ExperimentExistsError(f"experiment {settings.name!r} was just created by another sweep; choose another --name") from None
+    except OSError as exc:
+        raise SettingsError(f"cannot create {exp_dir} ({exc.strerror}); choose another --storage") from None
     settings.save(exp_dir, dataset_used=splits.source, search_space=str(space.path))
-
+    parallel = settings.concurrency or min(settings.num_samples, slots(found, settings.cpus_per_trial, settings.gpus_per_trial))
+    monitor = SweepMonitor(exp_dir, settings.num_samples, settings.max_epochs, parallel, echo)
     tuner = tune.Tuner(
         _with_data(trainable, data, settings),
         param_space={**space.to_tune(), "max_epochs": settings.max_epochs, "seed": settings.seed},
@@ -134,7 +120,7 @@ def run_sweep(
             search_alg=_searcher(settings, space),
             scheduler=ASHAScheduler(time_attr="training_iteration", max_t=settings.max_epochs,
                                     grace_period=settings.grace_period, reduction_factor=settings.reduction_factor),
-            max_concurrent_trials=_concurrency(settings),
+            max_concurrent_trials=parallel,
             trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(
@@ -143,42 +129,18 @@ def run_sweep(
             stop=PlateauStopper(METRIC, settings.patience, settings.min_delta),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-            callbacks=[ProgressPrinter(settings.max_epochs, settings.num_samples, echo)],
+            callbacks=[monitor],
             verbose=0,
         ),
     )
     echo(f"sweep {settings.name!r}: {settings.num_samples} trials, up to {settings.max_epochs} epochs each, "
-         f"space {space.name} ({', '.join(p.name for p in space.params)})")
+         f"{parallel} at a time; space {space.name} ({', '.join(p.name for p in space.params)})")
     return _fit_and_summarise(tuner, exp_dir, settings, splits.benchmark_images, echo)
-
-
-def _copy_from_storage(uri: str, exp_dir: Path, echo: Callable[[str], None]) -> None:
-    """Bring Ray's experiment from a URI storage into the local directory, for tuner's tables and tools."""
-    import pyarrow.fs
-
-    pyarrow.fs.copy_files(uri, str(exp_dir))
-    echo(f"copied {uri} to {exp_dir}")
-
-
-def benchmark_best(exp_dir: Path, images, echo: Callable[[str], None] = print, **options: Any) -> None:
-    """Benchmark the best trial's model on `images` and write benchmark.csv/png beside the results."""
-    from tuner.benchmark import format_table, run_benchmark, write_outputs
-
-    frame = run_benchmark(load_checkpoint(exp_dir / BEST_MODEL_FILE), images, echo=echo, **options)
-    csv, png = write_outputs(frame, exp_dir)
-    echo(format_table(frame))
-    echo(f"benchmark: {csv} and {png}")
-
-
-def _with_data(trainable: Callable[..., None], data: Any, settings: SweepSettings) -> Any:
-    """The trainable as Ray runs it: data from the object store, resources per trial (fractional GPUs allowed)."""
-    return tune.with_resources(tune.with_parameters(trainable, data=data),
-                               {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
 
 
 def resume_sweep(
     name_or_path: str,
-    storage: str = "results",
+    storage: str = RESULTS_DIR,
     address: str | None = None,
     trainable: Callable[..., None] = train_trial,
     echo: Callable[[str], None] = print,
@@ -186,43 +148,84 @@ def resume_sweep(
     """Continue an interrupted sweep: finished trials stay, unfinished ones continue from their last
     checkpoint, and the searcher's state and the number of trials asked for are restored."""
     # A URI storage keeps its local copy (with sweep.json and state.json) under results/.
-    exp_dir = find_experiment(name_or_path, LOCAL_RESULTS if "://" in storage else storage)
+    exp_dir = find_experiment(name_or_path, RESULTS_DIR if "://" in storage else storage)
     state = read_state(exp_dir)
     if state == "finished":
-        echo(f"experiment {exp_dir.name!r} already finished; nothing to resume (see tuner results {exp_dir.name})")
-        return SweepOutcome(exp_dir, results.collect(exp_dir, finished=True), interrupted=False)
+        echo(f"experiment {exp_dir.name!r} already finished; nothing to resume (see tuner results {shlex.quote(exp_dir.name)})")
+        return SweepOutcome(exp_dir, results.collect(exp_dir), interrupted=False)
     if state == "running":
         raise ExperimentError(f"experiment {exp_dir.name!r} is still running in another process; wait for it or stop it first")
     settings, info = load_settings(exp_dir)
     if not tune.Tuner.can_restore(settings.ray_experiment_path):
-        raise ExperimentError(f"experiment {exp_dir.name!r} was interrupted before Ray saved any state; start it again under a new --name")
-    splits = load_images(info.get("dataset_used", settings.dataset), settings.train_size, settings.val_size,
-                         settings.seed, settings.data_dir)
-    data = with_targets(splits)
-    ensure_ray(address or settings.address)
-    done = results.collect(exp_dir, finished=False).trials
-    echo(f"resuming {exp_dir.name!r}: {len(done)} of {settings.num_samples} trials started so far")
-    # Errored trials stay errors: each already had its --max-failures retries.
-    tuner = tune.Tuner.restore(settings.ray_experiment_path, trainable=_with_data(trainable, data, settings),
-                               resume_unfinished=True, resume_errored=False)
+        raise ExperimentError(f"experiment {exp_dir.name!r} was interrupted before Ray saved any state; "
+                              "start it again under a new --name")
+    _connect_and_check(settings, address or settings.address, echo)
+    data, splits = _data(settings, info.get("dataset_used"), echo)
+    trials = record.read(exp_dir)
+    echo(f"resuming {exp_dir.name!r}: {sum(t.outcome is not None for t in trials.values())} of "
+         f"{settings.num_samples} trials finished, {len(record.unfinished(exp_dir))} to continue")
+    try:
+        # Errored trials stay errors: each already had its --max-failures retries.
+        with _quiet_ray():
+            tuner = tune.Tuner.restore(settings.ray_experiment_path, trainable=_with_data(trainable, data, settings),
+                                       resume_unfinished=True, resume_errored=False)
+    except Exception as exc:  # Ray's pickled state: truncated, or from another Ray version
+        raise ExperimentError(f"experiment {exp_dir.name!r} cannot be resumed: Ray's saved state is damaged "
+                              f"({first_line(exc, 80)}); its finished trials are still in `tuner results "
+                              f"{shlex.quote(exp_dir.name)}`; run the rest under a new --name") from None
+    # The monitor comes back from Ray's pickled run config: point it at this run.
+    for callback in tuner._local_tuner.get_run_config().callbacks or []:
+        if isinstance(callback, SweepMonitor):
+            callback.resume(exp_dir, echo)
     return _fit_and_summarise(tuner, exp_dir, settings, splits.benchmark_images, echo)
+
+
+@contextmanager
+def _quiet_ray() -> Iterator[None]:
+    """Ray Tune's own output (a configuration box, warnings on Ctrl-C and on resume) and Optuna's
+    study line repeat what tuner's progress lines say; keep them off the terminal while fit() runs."""
+    loggers = [logging.getLogger(name) for name in ("ray.tune", "ray.train")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    optuna_level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    new_output = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # the classic reporter prints nothing at verbose=0
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+        optuna.logging.set_verbosity(optuna_level)
+        if new_output is None:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+        else:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = new_output
 
 
 def _fit_and_summarise(tuner: tune.Tuner, exp_dir: Path, settings: SweepSettings, benchmark_images: Any,
                        echo: Callable[[str], None]) -> SweepOutcome:
     """Run the tuner; whatever happens, write the tables of what exists and the experiment's state.
-    A finished sweep then benchmarks its best model."""
+    Finished means: as many trials as asked for, each with an end in the record. A finished sweep then
+    benchmarks its best model."""
     write_state(exp_dir, "running")
-    interrupted = True
     try:
-        grid = tuner.fit()
-        # On Ctrl-C Ray saves its state and returns early: fewer trials ended than asked for.
-        interrupted = len(grid) < settings.num_samples or grid.num_terminated + grid.num_errors < len(grid)
+        with _quiet_ray():
+            tuner.fit()  # Ctrl-C: Ray saves its state and returns early
     finally:
-        write_state(exp_dir, "interrupted" if interrupted else "finished")
         if settings.remote_storage:
-            _copy_from_storage(settings.ray_experiment_path, exp_dir, echo)
-        summary = results.summarise(exp_dir, finished=not interrupted)
+            import pyarrow.fs
+
+            pyarrow.fs.copy_files(settings.ray_experiment_path, str(exp_dir))
+            echo(f"copied {settings.ray_experiment_path} to {exp_dir}")
+        trials = record.read(exp_dir)
+        ended = sum(t.outcome is not None for t in trials.values())
+        interrupted = ended < settings.num_samples
+        write_state(exp_dir, "interrupted" if interrupted else "finished")
+        summary = results.summarise(exp_dir)
     if settings.benchmark and not interrupted and (exp_dir / BEST_MODEL_FILE).is_file():
-        benchmark_best(exp_dir, benchmark_images, echo=echo)
+        from tuner.benchmark import benchmark_experiment
+
+        benchmark_experiment(exp_dir, benchmark_images, echo=echo)
     return SweepOutcome(exp_dir, summary, interrupted)

@@ -62,11 +62,11 @@ def _pink_noise(g: torch.Generator, n: int) -> torch.Tensor:
 def synthetic_images(n: int, seed: int = 0, batch: int = 1024) -> torch.Tensor:
     """n images as uint8 (n, 3, 32, 32), identical for the same (n, seed, batch)."""
     g = torch.Generator().manual_seed(seed)
-    out = [_batch(g, min(batch, n - start)) for start in range(0, n, batch)]
+    out = [_draw(g, min(batch, n - start)) for start in range(0, n, batch)]
     return torch.cat(out) if out else torch.empty(0, 3, SIZE, SIZE, dtype=torch.uint8)
 
 
-def _batch(g: torch.Generator, n: int) -> torch.Tensor:
+def _draw(g: torch.Generator, n: int) -> torch.Tensor:
     # Colour field: a dominant colour plus smooth variation at a random scale.
     base = torch.rand(n, 3, 1, 1, generator=g)
     low = int(torch.randint(2, 9, (1,), generator=g))

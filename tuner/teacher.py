@@ -9,8 +9,7 @@ from __future__ import annotations
 import torch
 from torchvision.transforms import v2
 
-IN_SHAPE = (3, 32, 32)
-OUT_SHAPE = (1, 28, 28)
+from tuner.constants import IN_SHAPE, OUT_SHAPE
 
 # Random flips with p=1.0 are the v2 spelling of a deterministic hflip/vflip.
 PIPELINE = v2.Compose(

@@ -15,13 +15,9 @@ from typing import Any, Callable
 
 import torch
 
-# torch.utils.benchmark imports cpp_extension, which warns on a machine with a CUDA toolkit but no GPU.
-logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-from torch.utils.benchmark import Timer  # noqa: E402
-
-from tuner.checkpoints import model_from_state  # noqa: E402
-from tuner.evaluate import fidelity  # noqa: E402
-from tuner.teacher import PIPELINE, teacher_matrix, to_float  # noqa: E402
+from tuner.checkpoints import model_from_state
+from tuner.fidelity import fidelity
+from tuner.teacher import PIPELINE, teacher_matrix, to_float
 
 WARMUP_CALLS, WARMUP_SECONDS = 3, 1.0
 
@@ -33,8 +29,20 @@ def time_call(fn: Callable[[], Any], min_run_time: float) -> tuple[float, float]
         fn()
         if time.perf_counter() - started > WARMUP_SECONDS:
             break
-    m = Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time)
+    m = _timer()(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time)
     return m.median, (m.iqr / m.median if m.median > 0 else 0.0)
+
+
+def _timer() -> Any:
+    # torch.utils.benchmark imports cpp_extension, which warns on a machine with a CUDA toolkit but no GPU.
+    quiet = logging.getLogger("torch.utils.cpp_extension")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        from torch.utils.benchmark import Timer
+    finally:
+        quiet.setLevel(level)
+    return Timer
 
 
 def _row(device: str, method: str, batch: int, seconds: float, spread: float, copy_s: float, n_images: int, psnr: float | None) -> dict[str, Any]:
@@ -53,7 +61,7 @@ def _copy_time(images: torch.Tensor, device: str, batch: int, min_run_time: floa
     return time_call(lambda: host.to(device, non_blocking=False), min_run_time)[0]
 
 
-def _batch(images: torch.Tensor, batch: int) -> torch.Tensor:
+def _exact_batch(images: torch.Tensor, batch: int) -> torch.Tensor:
     """A batch of exactly `batch` images, repeating the set when it is smaller."""
     reps = -(-batch // len(images))
     return images.repeat(reps, 1, 1, 1)[:batch] if reps > 1 else images[:batch]
@@ -82,7 +90,7 @@ def measure_device(
             t, spread = time_call(lambda: PIPELINE(one), min_run_time)
             rows.append(_row(device, "teacher per image", 1, t, spread, 0.0, n, None))
 
-        x = _batch(on_device, largest)
+        x = _exact_batch(on_device, largest)
         copy_s = _copy_time(images, device, largest, min_run_time)
         t, spread = time_call(lambda: PIPELINE(x), min_run_time)
         rows.append(_row(device, "teacher batched", largest, t, spread, copy_s, n, None))
@@ -94,7 +102,7 @@ def measure_device(
         for name, run in _variants(model, device).items():
             psnr = _psnr_of(run, images, device)
             for bs in batch_sizes:
-                xb = _batch(on_device, bs)
+                xb = _exact_batch(on_device, bs)
                 t, spread = time_call(lambda: run(xb), min_run_time)
                 rows.append(_row(device, name, bs, t, spread, _copy_time(images, device, bs, min_run_time), n, psnr))
     return rows

@@ -17,7 +17,8 @@ from ray import tune
 
 from tuner.checkpoints import load_checkpoint, save_checkpoint
 from tuner.data import TeacherData
-from tuner.training import Trainer, split_config
+from tuner.configs import split_config
+from tuner.training import Trainer
 
 
 def trial_device(gpus: float) -> str:

@@ -10,47 +10,20 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
+from tuner.configs import OPTIMIZER_NAMES, ModelConfig, TrainConfig
 from tuner.data import TeacherData
-from tuner.model import ModelConfig, StudentCNN, build_model
+from tuner.fidelity import mean_squared_error
+from tuner.model import build_model
 from tuner.teacher import psnr, to_float
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-SCHEDULES = ("onecycle", "constant")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    lr: float = 1e-3
-    batch_size: int = 32
-    max_epochs: int = 3
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    schedule: str = "onecycle"
-    warmup_frac: float = 0.15
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer {self.optimizer!r} is not one of {sorted(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule {self.schedule!r} is not one of {SCHEDULES}")
-
-
-def split_config(config: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
-    """A flat trial config -> (ModelConfig, TrainConfig); an unknown key is an error, not ignored."""
-    model_keys = set(ModelConfig.__dataclass_fields__) - {"in_shape", "out_shape"}
-    train_keys = set(TrainConfig.__dataclass_fields__)
-    unknown = set(config) - model_keys - train_keys
-    if unknown:
-        raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(model_keys | train_keys)}")
-    model_cfg = ModelConfig(**{k: v for k, v in config.items() if k in model_keys})
-    return model_cfg, TrainConfig(**{k: v for k, v in config.items() if k in train_keys})
+assert set(OPTIMIZERS) == set(OPTIMIZER_NAMES)
 
 
 def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
@@ -64,30 +37,18 @@ def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-@torch.no_grad()
-def evaluate(model: StudentCNN, images: torch.Tensor, targets: torch.Tensor, batch_size: int = 1024) -> float:
-    """Mean squared error of the model against the teacher targets."""
-    model.eval()
-    total = 0.0
-    for i in range(0, len(images), batch_size):
-        out = model(to_float(images[i : i + batch_size]))
-        total += F.mse_loss(out, targets[i : i + batch_size], reduction="sum").item()
-    return total / targets.numel()
-
-
 class Trainer:
     def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, data: TeacherData,
                  device: str | torch.device = "cpu") -> None:
         self.model_cfg, self.cfg, self.device = model_cfg, train_cfg, torch.device(device)
         # The data moves to the device once per trial, not per batch (on the CPU .to() is a no-op).
         self.data = data.to(self.device)
-        torch.manual_seed(train_cfg.seed)
-        self.model = build_model(model_cfg)
+        self.model = build_model(model_cfg, seed=train_cfg.seed)
         self.model.set_normalisation(to_float(data.train_images[:4096]))
         self.model.to(self.device)
-        # Fused Adam and gradients zeroed in place (not set to None) allocate nothing per step: with
-        # 25 MB of FC weights, freeing and re-allocating those buffers cost glibc ~600k page faults per
-        # epoch on the 2-core test machine, ~10-20% of the epoch; together ~1.1-1.3x faster there.
+        # Fused Adam and gradients zeroed in place (not set to None) allocate nothing per step: the FC
+        # layers' 25 MB of gradients and optimizer temporaries are otherwise freed and re-allocated every
+        # step, and the page faults that causes cost a tenth or more of an epoch on a small CPU.
         kwargs = {"momentum": 0.9} if train_cfg.optimizer == "sgd" else {"fused": True}
         self.optimizer = OPTIMIZERS[train_cfg.optimizer](
             self.model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay, **kwargs
@@ -118,7 +79,7 @@ class Trainer:
                 break  # diverged: further steps only spread NaNs
         self.epoch += 1
         train_loss = loss_sum / max(1, seen)
-        val_loss = evaluate(self.model, self.data.val_images, self.data.val_targets) if math.isfinite(train_loss) else math.nan
+        val_loss = mean_squared_error(self.model, self.data.val_images, self.data.val_targets) if math.isfinite(train_loss) else math.nan
         if not math.isfinite(val_loss):
             # Diverged. NaN, not inf: ASHA's cutoff (np.nanpercentile) skips NaN, while an inf would
             # turn every later cutoff at that rung into NaN and stop ASHA from cutting.

@@ -1,0 +1,153 @@
+"""Every path a user can take through Ray finishes, or fails in one line, in bounded time (slow, real Ray).
+
+Each test runs the CLI in a child process with a RAY_TMPDIR of its own, so no
+Ray it starts, and no cluster record it leaves, reaches another test or user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tuner import record
+
+pytestmark = pytest.mark.slow
+
+TINY = ["--dataset", "synthetic", "--num-samples", "1", "--max-epochs", "1", "--train-size", "128", "--val-size", "32",
+        "--no-benchmark"]
+
+
+@pytest.fixture
+def ray_tmp():
+    path = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray puts unix sockets under it
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def tuner(*argv, env: dict, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tuner", *map(str, argv)], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def env_with(ray_tmp: str, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return {**env, "RAY_TMPDIR": ray_tmp, "PYTHONUNBUFFERED": "1", **extra}
+
+
+def last_line(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    return done.stderr.strip().splitlines()[-1]
+
+
+def test_a_dead_cluster_record_is_never_joined(ray_tmp, tmp_path):
+    record_dir = Path(ray_tmp) / "ray"
+    record_dir.mkdir()
+    (record_dir / "ray_current_cluster").write_text("127.0.0.1:1")  # what a crashed `ray start` leaves behind
+    done = tuner("sweep", "--name", "own", *TINY, env=env_with(ray_tmp), cwd=tmp_path, timeout=240)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stdout.splitlines()[0] == "ray: local instance, 2 CPUs, 0 GPUs" or "ray: local instance" in done.stdout
+    assert (tmp_path / "results" / "own" / "trials.csv").is_file()
+
+
+def test_an_address_with_nothing_behind_it_fails_in_one_line(ray_tmp, tmp_path):
+    done = tuner("sweep", "--name", "x", "--address", "127.0.0.1:1", *TINY, env=env_with(ray_tmp), cwd=tmp_path, timeout=35)
+    assert last_line(done).startswith("tuner: error: nothing answers at 127.0.0.1:1")
+    done = tuner("sweep", "--name", "x", *TINY, env=env_with(ray_tmp, RAY_ADDRESS="127.0.0.1:1"), cwd=tmp_path, timeout=35)
+    assert "nothing answers at 127.0.0.1:1" in last_line(done)
+    assert not (tmp_path / "results").exists()
+
+
+def test_an_address_that_never_answers_gives_up_after_the_bound(ray_tmp, tmp_path):
+    silent = socket.socket()  # accepts connections, never speaks Ray's protocol
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+    try:
+        done = tuner("sweep", "--name", "x", "--address", f"127.0.0.1:{port}", *TINY,
+                     env=env_with(ray_tmp, TUNER_CONNECT_TIMEOUT_S="8"), cwd=tmp_path, timeout=35)
+    finally:
+        silent.close()
+    line = last_line(done)
+    assert f"127.0.0.1:{port}" in line and ("within 8 s" in line or "cannot join" in line), line
+
+
+def test_resources_no_node_has_are_refused_at_once(ray_tmp, tmp_path, made_experiment):
+    env = env_with(ray_tmp)
+    done = tuner("sweep", "--name", "x", *TINY, "--gpus-per-trial", "1", env=env, cwd=tmp_path, timeout=60)
+    assert "each trial asks for 1 CPUs and 1 GPUs" in last_line(done) and "no node has a GPU" in last_line(done)
+    done = tuner("sweep", "--name", "x", *TINY, "--cpus-per-trial", "64", env=env, cwd=tmp_path, timeout=60)
+    assert "the largest node has 2 CPUs" in last_line(done)
+    assert not (tmp_path / "results").exists()
+    done = tuner("benchmark", made_experiment, "--cpus", "64", env=env, cwd=tmp_path, timeout=60)
+    assert "the CPU benchmark worker asks for 64 CPUs" in last_line(done)
+    done = tuner("benchmark", made_experiment, "--device", "gpu", env=env, cwd=tmp_path, timeout=60)
+    assert "--device gpu asks for a GPU, but no node of this Ray has one" in last_line(done)
+
+
+def test_ctrl_c_interrupts_and_resume_runs_exactly_what_is_left_without_rays_loggers(ray_tmp, tmp_path):
+    """With Ray's automatic loggers off, as many users run: Ctrl-C after one of two trials ended, then resume."""
+    env = env_with(ray_tmp, TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1")
+    exp = tmp_path / "results" / "cc"
+    argv = [sys.executable, "-m", "tuner", "sweep", "--name", "cc", "--dataset", "synthetic", "--num-samples", "2",
+            "--max-epochs", "3", "--grace-period", "3", "--patience", "3", "--train-size", "1024", "--val-size", "64",
+            "--concurrency", "1"]
+    proc = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while True:
+            trials = list(record.read(exp).values()) if exp.is_dir() else []
+            if any(t.outcome for t in trials) and any(t.outcome is None and t.epochs for t in trials):
+                break
+            assert time.time() < deadline and proc.poll() is None, "never had one trial done and one running"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends: the whole foreground group
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out[-2000:] + err[-2000:]
+    assert "continue with  tuner sweep --resume cc" in out
+    assert json.loads((exp / "state.json").read_text())["state"] == "interrupted"
+    assert not [line for line in err.splitlines() if "WARNING" in line or "Error" in line], err
+    assert not list(exp.glob("trial_*/result.json"))  # Ray's logger really was off
+    done_first = {t.trial_id: len(t.epochs) for t in record.read(exp).values() if t.outcome}
+
+    pickled = exp / "tuner.pkl"
+    intact = pickled.read_bytes()
+    pickled.write_bytes(intact[: len(intact) // 2])  # a disk that filled up
+    line = last_line(tuner("sweep", "--resume", "cc", env=env, cwd=tmp_path))
+    assert "cannot be resumed: Ray's saved state is damaged" in line
+    pickled.write_bytes(intact)
+
+    resumed = tuner("sweep", "--resume", "cc", "--no-benchmark", env=env, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert "resuming 'cc': 1 of 2 trials finished, 1 to continue" in resumed.stdout
+    assert not [line for line in resumed.stderr.splitlines() if "WARNING" in line or "Error" in line], resumed.stderr
+    trials = pd.read_csv(exp / "trials.csv")
+    history = pd.read_csv(exp / "history.csv")
+    assert len(trials) == 2 and (trials["status"] == "completed").all() and (trials["epochs"] == 3).all()
+    assert not history.duplicated(["trial_id", "epoch"]).any()
+    assert {t: n for t, n in done_first.items()} == {t: 3 for t in done_first}  # the finished one was not rerun
+    for command in (["results", "cc"], ["report", "cc"], ["export", "cc", "--out", tmp_path / "out"]):
+        done = tuner(*command, env=env, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_full_preset_start_prints_its_estimate(ray_tmp, tmp_path):
+    """The full preset's code path (2 CPUs per trial, the full schedule) with fewer images, to its first epoch."""
+    done = tuner("sweep", "--preset", "full", "--name", "big", "--dataset", "synthetic", "--train-size", "2048",
+                 "--val-size", "256", "--num-samples", "1", "--max-epochs", "1", "--grace-period", "1", "--no-benchmark",
+                 env=env_with(ray_tmp), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "first epoch took" in done.stdout and "take at most" in done.stdout
+    assert "| 0 done, 1 running, 0 pending | at most" in done.stdout

@@ -1,0 +1,135 @@
+"""`tuner list/results/report/export/evaluate` and the Python API, on the fixture experiment (fast, no Ray)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+
+import pandas as pd
+import pytest
+import torch
+
+import tuner
+from tuner.checkpoints import load_exported
+from tuner.cli import main
+from tuner.constants import EXPORT_FILES
+from tuner.results import HISTORY_COLUMNS, TRIAL_COLUMNS
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_trials_and_history_come_from_the_record(made_experiment):
+    trials = pd.read_csv(made_experiment / "trials.csv").set_index("trial_id")
+    assert trials.loc["aaa11111", "status"] == "completed" and trials.loc["aaa11111", "epochs"] == 2
+    assert trials.loc["bbb22222", "status"] == "asha" and trials.loc["ccc33333", "status"] == "error"
+    history = pd.read_csv(made_experiment / "history.csv")
+    assert list(history.columns) == HISTORY_COLUMNS and len(history) == 4
+    best = json.loads((made_experiment / "best.json").read_text())
+    assert best["trial_id"] == "aaa11111"  # the error trial is never the best, whatever its loss
+
+
+def test_list_shows_the_experiment(made_experiment, capsys):
+    code, out, _ = run(capsys, "list", "--storage", made_experiment.parent, "--format", "csv")
+    assert code == 0
+    rows = [line.split(",") for line in out.strip().splitlines()]
+    assert rows[0] == ["name", "date", "dataset", "trials", "best_val_psnr", "state"]
+    assert rows[1][0] == "made" and rows[1][2] == "synthetic" and rows[1][3] == "3" and rows[1][5] == "finished"
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json", "markdown"])
+def test_results_in_every_format(made_experiment, capsys, fmt):
+    code, out, _ = run(capsys, "results", "made", "--storage", made_experiment.parent, "--format", fmt)
+    assert code == 0
+    if fmt == "json":
+        assert len(json.loads(out)) == 3
+    elif fmt == "csv":
+        assert out.splitlines()[0].startswith("trial_id,status,epochs,val_psnr,val_loss")
+    elif fmt == "markdown":
+        assert out.splitlines()[1].startswith("| --- |") and "| lr |" in out.splitlines()[0] + " |"
+    else:
+        assert "trial_id" in out and "finished" in out
+
+
+def test_results_sort_top_columns_and_status(made_experiment, capsys):
+    code, out, _ = run(capsys, "results", made_experiment, "--sort", "val_psnr", "--top", "1",
+                       "--columns", "trial_id,val_psnr,lr", "--status", "completed,asha", "--format", "csv")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0] == "trial_id,val_psnr,config/lr" and lines[1].startswith("aaa11111,")
+
+
+def test_python_api_takes_names_paths_and_trials(made_experiment):
+    exp = tuner.load_experiment(made_experiment)
+    assert list(exp.trials.columns[: len(TRIAL_COLUMNS)]) == TRIAL_COLUMNS
+    assert exp.state == "finished" and exp.checkpoint().is_file()
+    by_name = tuner.load_model("made", storage=made_experiment.parent)
+    by_file = tuner.load_model(made_experiment / "best_model.pt")
+    other = tuner.load_model(made_experiment, trial="bbb22222")
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(by_name(x), by_file(x)) and not torch.equal(by_name(x), other(x))
+
+
+def test_an_interrupted_experiment_reads_as_such(made_experiment, tmp_path, capsys):
+    copy = tmp_path / "halfway"
+    shutil.copytree(made_experiment, copy)
+    for name in ("trials.csv", "history.csv", "best.json", "best_model.pt"):
+        (copy / name).unlink()
+    lines = (copy / "record.jsonl").read_text().splitlines()
+    (copy / "record.jsonl").write_text("\n".join(lines[:-5]) + "\n")  # aaa's end and all of ccc never happened
+    # A sweep process that died without a word: state says running, its pid is gone.
+    (copy / "state.json").write_text(json.dumps({"state": "running", "pid": 2**22 + 7, "host": socket.gethostname()}))
+    exp = tuner.load_experiment(copy)
+    assert exp.state == "interrupted" and len(exp.trials) == 2
+    assert exp.trials.set_index("trial_id").loc["aaa11111", "status"] == "completed"  # all its epochs are in
+    code, out, _ = run(capsys, "results", copy)
+    assert code == 0 and "interrupted" in out
+
+
+def test_report_writes_markdown_and_figures(made_experiment, tmp_path, capsys):
+    copy = tmp_path / "made"
+    shutil.copytree(made_experiment, copy)
+    code, out, _ = run(capsys, "report", copy)
+    assert code == 0
+    text = (copy / "report.md").read_text()
+    assert "early stopping saved" in text and "Best trial aaa11111" in text
+    for figure in ("val_loss.png", "params.png", "samples.png"):
+        assert (copy / figure).stat().st_size > 1000, figure
+        assert f"({figure})" in text
+
+
+@pytest.mark.parametrize("fmt", sorted(EXPORT_FILES))
+def test_export_round_trip(made_experiment, tmp_path, capsys, fmt):
+    code, out, err = run(capsys, "export", made_experiment, "--format", fmt, "--out", tmp_path)
+    assert code == 0, err
+    assert "verified on 32 held-out images" in out and "PSNR against the teacher" in out
+    exported = load_exported(tmp_path / EXPORT_FILES[fmt])
+    original = tuner.load_model(made_experiment / "best_model.pt")
+    x = torch.rand(5, 3, 32, 32)  # a batch size the export never saw
+    with torch.no_grad():
+        assert torch.allclose(exported(x), original(x), atol=1e-4)
+    assert [p.name for p in tmp_path.iterdir()] == [EXPORT_FILES[fmt]]  # nothing half-written left beside it
+
+
+def test_export_never_overwrites_without_force(made_experiment, tmp_path, capsys):
+    assert run(capsys, "export", made_experiment, "--out", tmp_path)[0] == 0
+    first = (tmp_path / "model.pt").read_bytes()
+    code, _, err = run(capsys, "export", made_experiment, "--out", tmp_path)
+    assert code == 2 and "already exists; pass --force" in err
+    code, out, _ = run(capsys, "export", made_experiment, "--out", tmp_path, "--trial", "bbb22222")
+    assert code == 0 and "model-bbb22222.pt" in out  # another trial gets a name of its own
+    assert (tmp_path / "model.pt").read_bytes() == first
+    assert run(capsys, "export", made_experiment, "--out", tmp_path, "--force")[0] == 0
+
+
+def test_evaluate_experiment_and_exported_model(made_experiment, tmp_path, capsys):
+    code, out, _ = run(capsys, "evaluate", made_experiment, "--dataset", "synthetic", "--size", "64")
+    assert code == 0 and "64 images" in out and "PSNR" in out
+    run(capsys, "export", made_experiment, "--format", "onnx", "--out", tmp_path)
+    code, out, _ = run(capsys, "evaluate", tmp_path / "model.onnx", "--dataset", "synthetic", "--size", "64")
+    assert code == 0 and "model.onnx" in out

@@ -1,0 +1,52 @@
+"""The one family of errors a user can fix.
+
+Every error here is caused by input (a flag, a file, a cluster) rather than by
+a bug in tuner. The CLI prints exactly these as one line,
+`tuner: error: <what is wrong>; <what to do>`, with exit status 2; anything else
+is a bug and keeps its traceback. Messages follow that shape: the problem first,
+then the fix, after a semicolon.
+"""
+
+from __future__ import annotations
+
+
+class TunerError(Exception):
+    """Base of every error a user can fix; its message says what is wrong and what to do."""
+
+
+class SettingsError(TunerError):
+    """A flag or setting out of range, found before anything is created."""
+
+
+class SearchSpaceError(TunerError):
+    """A search space file that cannot be used; the message names file, parameter and fix."""
+
+
+class DatasetError(TunerError):
+    """A dataset spec that cannot be served."""
+
+
+class ExperimentError(TunerError):
+    """An experiment, trial or checkpoint that is not there, or cannot be continued."""
+
+
+class ExperimentExistsError(ExperimentError):
+    """A new sweep under a name that is already taken."""
+
+
+class CheckpointError(TunerError):
+    """A checkpoint or exported model that is missing, corrupt, or not a tuner model."""
+
+
+class ExportError(TunerError):
+    """An export that could not be written or did not verify."""
+
+
+class ClusterError(TunerError):
+    """A Ray cluster that cannot be reached, wants a token, or lacks the resources asked for."""
+
+
+def first_line(exc: BaseException, limit: int = 100) -> str:
+    """The first line of an exception's message for a one-line error; its type when the message is empty."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:limit]
