@@ -7,13 +7,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: sweep test test-fast benchmark clean
+.PHONY: sweep test test-fast lint format benchmark clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
 sweep: $(STAMP)
@@ -24,6 +24,14 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check tuner tests benchmarks
+	$(BIN)/ruff check tuner tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format tuner tests benchmarks
+	$(BIN)/ruff check --fix tuner tests benchmarks
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/trial_throughput.py $(ARGS)

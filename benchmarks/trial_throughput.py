@@ -30,8 +30,8 @@ import ray
 import torch
 from ray import tune
 
-from tuner.data import ImageSplits, with_targets
 from tuner.configs import ModelConfig, TrainConfig
+from tuner.data import ImageSplits, with_targets
 from tuner.synthetic import synthetic_images
 from tuner.trainable import train_trial
 from tuner.training import Trainer
@@ -42,8 +42,11 @@ CONFIG = {"lr": 2e-3, "negative_slope": 0.5, "init_scale": 1.0, "batch_size": 32
 def bare(data, threads: int, epochs: int) -> list[float]:
     """Seconds per epoch, validation included."""
     torch.set_num_threads(threads)
-    trainer = Trainer(ModelConfig(**{k: CONFIG[k] for k in ("negative_slope", "init_scale", "hidden")}),
-                      TrainConfig(lr=CONFIG["lr"], batch_size=CONFIG["batch_size"], max_epochs=epochs), data)
+    trainer = Trainer(
+        ModelConfig(**{k: CONFIG[k] for k in ("negative_slope", "init_scale", "hidden")}),
+        TrainConfig(lr=CONFIG["lr"], batch_size=CONFIG["batch_size"], max_epochs=epochs),
+        data,
+    )
     steps = []
     for _ in range(epochs):
         start = time.perf_counter()
@@ -99,23 +102,27 @@ def main() -> None:
     rates: dict[str, list[float]] = {name: [] for name in names}
     wall, steal = time.time(), steal_jiffies()
     for r in range(args.rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             steps = RUNS[name](data, args.threads, args.epochs)
             rates[name].append(args.train_size / statistics.median(steps[1:] or steps))
             print(f"round {r + 1}/{args.rounds}: {name}: {rates[name][-1]:.0f} images/s", flush=True)
     ray.shutdown()
-    shares = [ray_rate / base for ray_rate, base in zip(rates["inside a Ray trial"], rates[BASELINE])]
+    shares = [ray_rate / base for ray_rate, base in zip(rates["inside a Ray trial"], rates[BASELINE], strict=True)]
     stolen = (steal_jiffies() - steal) / os.sysconf("SC_CLK_TCK") / (time.time() - wall) / os.cpu_count()
     # Ray prints its own tables while the trials run; ours comes last, whole.
-    print(f"\n{args.train_size} synthetic images/epoch, batch {CONFIG['batch_size']}, {args.threads} torch thread(s); "
-          f"images/s over the whole step between epochs, median of epochs 2..{args.epochs}")
+    print(
+        f"\n{args.train_size} synthetic images/epoch, batch {CONFIG['batch_size']}, {args.threads} torch thread(s); "
+        f"images/s over the whole step between epochs, median of epochs 2..{args.epochs}"
+    )
     print(f"{'round':>5s}  " + "  ".join(f"{n:>22s}" for n in names) + f"  {'Ray / baseline':>14s}")
     for r, share in enumerate(shares):
         print(f"{r + 1:5d}  " + "  ".join(f"{rates[n][r]:22.0f}" for n in names) + f"  {share:14.0%}")
-    print(f"\nRay trial / bare loop in its own thread: median {statistics.median(shares):.0%} "
-          f"(range {min(shares):.0%}-{max(shares):.0%} over {args.rounds} rounds); "
-          f"main-thread bare loop: median {statistics.median(rates[names[0]]) / statistics.median(rates[BASELINE]):.0%}; "
-          f"CPU stolen by the hypervisor meanwhile: {stolen:.1%}")
+    print(
+        f"\nRay trial / bare loop in its own thread: median {statistics.median(shares):.0%} "
+        f"(range {min(shares):.0%}-{max(shares):.0%} over {args.rounds} rounds); "
+        f"main-thread bare loop: median {statistics.median(rates[names[0]]) / statistics.median(rates[BASELINE]):.0%}; "
+        f"CPU stolen by the hypervisor meanwhile: {stolen:.1%}"
+    )
 
 
 if __name__ == "__main__":

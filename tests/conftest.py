@@ -34,13 +34,29 @@ def made_experiment(tmp_path_factory, tiny_data) -> Path:
     """A finished experiment of three trials, written without Ray by the code a sweep uses: settings,
     record lines, checkpoints after every epoch, then the tables. Tests that change it take a copy."""
     storage = tmp_path_factory.mktemp("made")
-    settings = SweepSettings(name="made", dataset="synthetic", num_samples=3, max_epochs=2, train_size=96, val_size=32,
-                             storage=str(storage), benchmark=False)
+    settings = SweepSettings(
+        name="made",
+        dataset="synthetic",
+        num_samples=3,
+        max_epochs=2,
+        train_size=96,
+        val_size=32,
+        storage=str(storage),
+        benchmark=False,
+    )
     exp = settings.experiment_dir
     exp.mkdir(parents=True)
     settings.save(exp, dataset_used="synthetic", search_space=str(SPACES_DIR / "default.yaml"))
     for trial_id, lr, epochs, outcome in MADE_TRIALS:
-        config = {"lr": lr, "hidden": 32, "batch_size": 16, "negative_slope": 0.1, "init_scale": 1.0, "max_epochs": 2, "seed": 0}
+        config = {
+            "lr": lr,
+            "hidden": 32,
+            "batch_size": 16,
+            "negative_slope": 0.1,
+            "init_scale": 1.0,
+            "max_epochs": 2,
+            "seed": 0,
+        }
         record.append(exp, "start", trial_id, config=config)
         trainer = Trainer(*split_config(config), tiny_data)
         for _ in range(epochs):
@@ -92,7 +108,26 @@ def tiny_sweep(tmp_path_factory, ray_local):
     storage = tmp_path_factory.mktemp("results")
     space = storage / "diverging.yaml"
     space.write_text(DIVERGING_SPACE)
-    argv = ["sweep", "--name", "tiny", "--storage", str(storage), "--dataset", "synthetic", "--space", str(space),
-            "--num-samples", "3", "--max-epochs", "2", "--train-size", "128", "--val-size", "32", "--concurrency", "2"]
+    argv = [
+        "sweep",
+        "--name",
+        "tiny",
+        "--storage",
+        str(storage),
+        "--dataset",
+        "synthetic",
+        "--space",
+        str(space),
+        "--num-samples",
+        "3",
+        "--max-epochs",
+        "2",
+        "--train-size",
+        "128",
+        "--val-size",
+        "32",
+        "--concurrency",
+        "2",
+    ]
     assert main(argv) == 0
     return storage / "tiny"

@@ -54,17 +54,20 @@ def test_storage_that_is_a_file_or_missing(tmp_path, capsys):
     one_line(capsys, "is a file, not a directory", "sweep", "--storage", afile, "--dataset", "synthetic")
 
 
-@pytest.mark.parametrize("flag, value, pattern", [
-    ("--min-delta", "-1", "--min-delta is a relative improvement"),
-    ("--seed", "-1", "--seed must be 0 or more"),
-    ("--concurrency", "-3", "--concurrency must be at least 1"),
-    ("--max-failures", "-1", "--max-failures must be 0 or more"),
-    ("--num-samples", "0", "--num-samples must be at least 1"),
-    ("--grace-period", "9", "exceeds --max-epochs"),
-    ("--dataset", "imagenet", "unknown dataset 'imagenet'"),
-    ("--space", "nope", "unknown search space 'nope'"),
-    ("--name", "a/b", "must be a plain directory name"),
-])
+@pytest.mark.parametrize(
+    "flag, value, pattern",
+    [
+        ("--min-delta", "-1", "--min-delta is a relative improvement"),
+        ("--seed", "-1", "--seed must be 0 or more"),
+        ("--concurrency", "-3", "--concurrency must be at least 1"),
+        ("--max-failures", "-1", "--max-failures must be 0 or more"),
+        ("--num-samples", "0", "--num-samples must be at least 1"),
+        ("--grace-period", "9", "exceeds --max-epochs"),
+        ("--dataset", "imagenet", "unknown dataset 'imagenet'"),
+        ("--space", "nope", "unknown search space 'nope'"),
+        ("--name", "a/b", "must be a plain directory name"),
+    ],
+)
 def test_rejected_sweep_flags_leave_nothing_behind(tmp_path, capsys, flag, value, pattern):
     one_line(capsys, pattern, "sweep", "--storage", tmp_path, "--name", "x", "--dataset", "synthetic", flag, value)
     assert list(tmp_path.iterdir()) == []
@@ -110,9 +113,18 @@ def test_model_files_that_are_not_what_they_claim(tmp_path, capsys):
     for name in ("junk.torchscript.pt", "junk.onnx", "junk.pt"):
         (tmp_path / name).write_bytes(bytes(range(256)) * 8)
         one_line(capsys, "junk", "evaluate", tmp_path / name, "--size", "8")
-    other = torch.jit.trace(torch.nn.Conv2d(3, 2, 5), torch.rand(1, 3, 32, 32))  # (N, 2, 28, 28): not the teacher's shape
+    other = torch.jit.trace(
+        torch.nn.Conv2d(3, 2, 5), torch.rand(1, 3, 32, 32)
+    )  # (N, 2, 28, 28): not the teacher's shape
     torch.jit.save(other, str(tmp_path / "other.torchscript.pt"))
-    one_line(capsys, "returns shape (2, 28, 28), not (1, 28, 28)", "evaluate", tmp_path / "other.torchscript.pt", "--size", "8")
+    one_line(
+        capsys,
+        "returns shape (2, 28, 28), not (1, 28, 28)",
+        "evaluate",
+        tmp_path / "other.torchscript.pt",
+        "--size",
+        "8",
+    )
     wide = torch.jit.trace(torch.nn.Conv2d(4, 1, 5), torch.rand(1, 4, 32, 32))  # wants 4 channels
     torch.jit.save(wide, str(tmp_path / "wide.torchscript.pt"))
     one_line(capsys, "does not take images of shape (N, 3, 32, 32)", "evaluate", tmp_path / "wide.torchscript.pt")

@@ -9,8 +9,8 @@ import os
 import secrets
 import shutil
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,8 +29,9 @@ class TwoNodes:
         # cluster record it leaves never reaches another Ray on this machine (short: Ray puts sockets there).
         self.tmpdir = tempfile.mkdtemp(prefix="rt", dir="/tmp")
         self.env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32), RAY_TMPDIR=self.tmpdir)
-        self.proc = subprocess.Popen([sys.executable, str(helper)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, env=self.env)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(helper)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=self.env
+        )
         info = json.loads(self.proc.stdout.readline())
         self.address, self.worker_id = info["address"], info["worker"]
 
@@ -53,8 +54,23 @@ def two_nodes():
 
 
 def _sweep(cluster, storage: Path, name: str, *extra: str, env: dict | None = None, wait: bool = True):
-    argv = [sys.executable, "-m", "tuner", "sweep", "--address", cluster.address, "--name", name, "--storage", str(storage),
-            "--dataset", "synthetic", "--val-size", "32", *extra]
+    argv = [
+        sys.executable,
+        "-m",
+        "tuner",
+        "sweep",
+        "--address",
+        cluster.address,
+        "--name",
+        name,
+        "--storage",
+        str(storage),
+        "--dataset",
+        "synthetic",
+        "--val-size",
+        "32",
+        *extra,
+    ]
     env = env if env is not None else cluster.env
     if wait:
         return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=400)
@@ -63,8 +79,19 @@ def _sweep(cluster, storage: Path, name: str, *extra: str, env: dict | None = No
 
 def test_a_whole_sweep_on_two_one_cpu_nodes_benchmark_included(two_nodes, tmp_path):
     cluster = two_nodes
-    done = _sweep(cluster, tmp_path, "spread", "--num-samples", "4", "--max-epochs", "2", "--grace-period", "2",
-                  "--train-size", "128")
+    done = _sweep(
+        cluster,
+        tmp_path,
+        "spread",
+        "--num-samples",
+        "4",
+        "--max-epochs",
+        "2",
+        "--grace-period",
+        "2",
+        "--train-size",
+        "128",
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert f"ray: cluster at {cluster.address}, 2 nodes, 2 CPUs, 0 GPUs" in done.stdout
     trials = pd.read_csv(tmp_path / "spread" / "trials.csv")
@@ -80,7 +107,8 @@ def test_requests_no_node_can_hold_are_refused_at_once(two_nodes, tmp_path):
     assert done.returncode == 2 and not (tmp_path / "big").exists()
     assert done.stderr.strip().splitlines()[-1] == (
         "tuner: error: each trial asks for 2 CPUs and 0 GPUs on one node, but the largest node has 1 CPUs and 0 GPUs; "
-        "lower --cpus-per-trial / --gpus-per-trial, or add a node that large")
+        "lower --cpus-per-trial / --gpus-per-trial, or add a node that large"
+    )
     done = _sweep(cluster, tmp_path, "gpu", "--num-samples", "1", "--gpus-per-trial", "1")
     assert done.returncode == 2 and "no node has a GPU" in done.stderr.strip().splitlines()[-1]
 
@@ -88,8 +116,23 @@ def test_requests_no_node_can_hold_are_refused_at_once(two_nodes, tmp_path):
 def test_a_node_stopped_mid_sweep_does_not_lose_the_sweep(two_nodes, tmp_path):
     cluster = two_nodes
     exp = tmp_path / "lossy"
-    proc = _sweep(cluster, tmp_path, "lossy", "--no-benchmark", "--num-samples", "2", "--max-epochs", "4", "--grace-period", "4",
-                  "--patience", "4", "--train-size", "512", wait=False)
+    proc = _sweep(
+        cluster,
+        tmp_path,
+        "lossy",
+        "--no-benchmark",
+        "--num-samples",
+        "2",
+        "--max-epochs",
+        "4",
+        "--grace-period",
+        "4",
+        "--patience",
+        "4",
+        "--train-size",
+        "512",
+        wait=False,
+    )
 
     def on_worker_with_an_epoch() -> bool:
         return any(t.epochs and t.epochs[-1]["node_id"] == cluster.worker_id for t in record.read(exp).values())

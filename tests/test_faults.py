@@ -22,9 +22,29 @@ from tuner.trainable import train_trial
 pytestmark = pytest.mark.slow
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-SWEEP = [sys.executable, "-m", "tuner", "sweep", "--dataset", "synthetic", "--num-samples", "4", "--max-epochs", "3",
-         "--grace-period", "3", "--patience", "3", "--train-size", "256", "--val-size", "32", "--concurrency", "1",
-         "--no-benchmark"]
+SWEEP = [
+    sys.executable,
+    "-m",
+    "tuner",
+    "sweep",
+    "--dataset",
+    "synthetic",
+    "--num-samples",
+    "4",
+    "--max-epochs",
+    "3",
+    "--grace-period",
+    "3",
+    "--patience",
+    "3",
+    "--train-size",
+    "256",
+    "--val-size",
+    "32",
+    "--concurrency",
+    "1",
+    "--no-benchmark",
+]
 
 
 def _epochs_logged(exp: Path) -> dict[str, int]:
@@ -46,11 +66,19 @@ def _wait_for(condition, timeout: float, what: str) -> None:
 
 def test_sigkill_then_resume_keeps_every_trial_exactly_once(tmp_path):
     exp = tmp_path / "killed"
-    proc = subprocess.Popen([*SWEEP, "--name", "killed", "--storage", str(tmp_path)], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*SWEEP, "--name", "killed", "--storage", str(tmp_path)],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         # Kill once one trial has finished and the next has reported an epoch but not finished.
-        _wait_for(lambda: sorted(_epochs_logged(exp).values(), reverse=True)[:2] in ([3, 1], [3, 2]), 240, "a finished and a running trial")
+        _wait_for(
+            lambda: sorted(_epochs_logged(exp).values(), reverse=True)[:2] in ([3, 1], [3, 2]),
+            240,
+            "a finished and a running trial",
+        )
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started, without a word
         proc.wait()
@@ -62,8 +90,12 @@ def test_sigkill_then_resume_keeps_every_trial_exactly_once(tmp_path):
     from tuner.experiments import read_state
 
     assert read_state(exp) == "interrupted"
-    resumed = subprocess.run([sys.executable, "-m", "tuner", "sweep", "--resume", "killed", "--storage", str(tmp_path)],
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "tuner", "sweep", "--resume", "killed", "--storage", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
 
     trials = pd.read_csv(exp / "trials.csv")
@@ -77,8 +109,12 @@ def test_sigkill_then_resume_keeps_every_trial_exactly_once(tmp_path):
 
     # Resuming a finished experiment says so and changes nothing.
     mtime = (exp / "trials.csv").stat().st_mtime
-    again = subprocess.run([sys.executable, "-m", "tuner", "sweep", "--resume", "killed", "--storage", str(tmp_path)],
-                           capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [sys.executable, "-m", "tuner", "sweep", "--resume", "killed", "--storage", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 0 and "already finished; nothing to resume" in again.stdout
     assert (exp / "trials.csv").stat().st_mtime == mtime
 
@@ -105,12 +141,26 @@ def test_a_raising_trial_recovers_from_its_checkpoint_and_a_hopeless_one_is_an_e
     global MARKERS
     MARKERS = tmp_path
     space = tmp_path / "flaky.yaml"
-    space.write_text("params:\n  lr: {type: choice, values: [0.001, 0.002, 0.003]}\n"
-                     "fixed: {schedule: constant, hidden: 32, batch_size: 16}\n"
-                     "start:\n  - {lr: 0.001}\n  - {lr: 0.002}\n  - {lr: 0.003}\n")
-    settings = SweepSettings(name="flaky", dataset="synthetic", space=str(space), num_samples=3, max_epochs=3,
-                             grace_period=3, patience=3, train_size=64, val_size=16, concurrency=1, max_failures=1,
-                             storage=str(tmp_path), benchmark=False)
+    space.write_text(
+        "params:\n  lr: {type: choice, values: [0.001, 0.002, 0.003]}\n"
+        "fixed: {schedule: constant, hidden: 32, batch_size: 16}\n"
+        "start:\n  - {lr: 0.001}\n  - {lr: 0.002}\n  - {lr: 0.003}\n"
+    )
+    settings = SweepSettings(
+        name="flaky",
+        dataset="synthetic",
+        space=str(space),
+        num_samples=3,
+        max_epochs=3,
+        grace_period=3,
+        patience=3,
+        train_size=64,
+        val_size=16,
+        concurrency=1,
+        max_failures=1,
+        storage=str(tmp_path),
+        benchmark=False,
+    )
     outcome = run_sweep(settings, trainable=flaky_trainable, echo=lambda line: None)
     trials = outcome.summary.trials.set_index("config/lr")
     history = outcome.summary.history
@@ -131,14 +181,32 @@ def test_a_raising_trial_recovers_from_its_checkpoint_and_a_hopeless_one_is_an_e
 
 def test_uri_storage_writes_there_and_keeps_a_local_copy(tmp_path):
     remote = tmp_path / "bucket"
-    argv = [*SWEEP, "--name", "remote", "--storage", f"file://{remote}", "--num-samples", "2", "--max-epochs", "1",
-            "--grace-period", "1", "--train-size", "64"]
+    argv = [
+        *SWEEP,
+        "--name",
+        "remote",
+        "--storage",
+        f"file://{remote}",
+        "--num-samples",
+        "2",
+        "--max-epochs",
+        "1",
+        "--grace-period",
+        "1",
+        "--train-size",
+        "64",
+    ]
     done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert list(remote.joinpath("remote").glob("experiment_state-*.json"))  # Ray wrote to the URI
     local = tmp_path / "results" / "remote"
     trials = pd.read_csv(local / "trials.csv")
     assert len(trials) == 2 and all(str(local) in c for c in trials["checkpoint"])
-    again = subprocess.run([sys.executable, "-m", "tuner", "sweep", "--resume", "remote", "--storage", f"file://{remote}"],
-                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [sys.executable, "-m", "tuner", "sweep", "--resume", "remote", "--storage", f"file://{remote}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 0 and "nothing to resume" in again.stdout

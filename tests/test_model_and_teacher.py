@@ -5,8 +5,8 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from tuner.configs import ModelConfig
-from tuner.model import build_model, count_parameters
 from tuner.constants import OUT_SHAPE
+from tuner.model import build_model, count_parameters
 from tuner.teacher import psnr, teach, teacher_matrix
 
 
@@ -56,10 +56,12 @@ def test_model_config_round_trips_through_a_dict():
 
 def test_teacher_equals_torchvision_applied_step_by_step():
     images = torch.rand(4, 3, 32, 32)
-    expected = torch.stack([
-        TF.vertical_flip(TF.horizontal_flip(TF.rgb_to_grayscale(TF.resize(img, [28, 28], antialias=True))))
-        for img in images
-    ])
+    expected = torch.stack(
+        [
+            TF.vertical_flip(TF.horizontal_flip(TF.rgb_to_grayscale(TF.resize(img, [28, 28], antialias=True))))
+            for img in images
+        ]
+    )
     assert torch.allclose(teach(images), expected, atol=1e-6)
     assert teach(images).shape == (4, 1, 28, 28)
 

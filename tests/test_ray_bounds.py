@@ -24,8 +24,19 @@ from tuner import record
 
 pytestmark = pytest.mark.slow
 
-TINY = ["--dataset", "synthetic", "--num-samples", "1", "--max-epochs", "1", "--train-size", "128", "--val-size", "32",
-        "--no-benchmark"]
+TINY = [
+    "--dataset",
+    "synthetic",
+    "--num-samples",
+    "1",
+    "--max-epochs",
+    "1",
+    "--train-size",
+    "128",
+    "--val-size",
+    "32",
+    "--no-benchmark",
+]
 
 
 @pytest.fixture
@@ -36,8 +47,15 @@ def ray_tmp():
 
 
 def tuner(*argv, env: dict, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tuner", *map(str, argv)], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "tuner", *map(str, argv)],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def env_with(ray_tmp: str, **extra: str) -> dict:
@@ -61,9 +79,13 @@ def test_a_dead_cluster_record_is_never_joined(ray_tmp, tmp_path):
 
 
 def test_an_address_with_nothing_behind_it_fails_in_one_line(ray_tmp, tmp_path):
-    done = tuner("sweep", "--name", "x", "--address", "127.0.0.1:1", *TINY, env=env_with(ray_tmp), cwd=tmp_path, timeout=35)
+    done = tuner(
+        "sweep", "--name", "x", "--address", "127.0.0.1:1", *TINY, env=env_with(ray_tmp), cwd=tmp_path, timeout=35
+    )
     assert last_line(done).startswith("tuner: error: nothing answers at 127.0.0.1:1")
-    done = tuner("sweep", "--name", "x", *TINY, env=env_with(ray_tmp, RAY_ADDRESS="127.0.0.1:1"), cwd=tmp_path, timeout=35)
+    done = tuner(
+        "sweep", "--name", "x", *TINY, env=env_with(ray_tmp, RAY_ADDRESS="127.0.0.1:1"), cwd=tmp_path, timeout=35
+    )
     assert "nothing answers at 127.0.0.1:1" in last_line(done)
     assert not (tmp_path / "results").exists()
 
@@ -74,8 +96,17 @@ def test_an_address_that_never_answers_gives_up_after_the_bound(ray_tmp, tmp_pat
     silent.listen(8)
     port = silent.getsockname()[1]
     try:
-        done = tuner("sweep", "--name", "x", "--address", f"127.0.0.1:{port}", *TINY,
-                     env=env_with(ray_tmp, TUNER_CONNECT_TIMEOUT_S="8"), cwd=tmp_path, timeout=35)
+        done = tuner(
+            "sweep",
+            "--name",
+            "x",
+            "--address",
+            f"127.0.0.1:{port}",
+            *TINY,
+            env=env_with(ray_tmp, TUNER_CONNECT_TIMEOUT_S="8"),
+            cwd=tmp_path,
+            timeout=35,
+        )
     finally:
         silent.close()
     line = last_line(done)
@@ -99,11 +130,33 @@ def test_ctrl_c_interrupts_and_resume_runs_exactly_what_is_left_without_rays_log
     """With Ray's automatic loggers off, as many users run: Ctrl-C after one of two trials ended, then resume."""
     env = env_with(ray_tmp, TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1")
     exp = tmp_path / "results" / "cc"
-    argv = [sys.executable, "-m", "tuner", "sweep", "--name", "cc", "--dataset", "synthetic", "--num-samples", "2",
-            "--max-epochs", "3", "--grace-period", "3", "--patience", "3", "--train-size", "1024", "--val-size", "64",
-            "--concurrency", "1"]
-    proc = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "tuner",
+        "sweep",
+        "--name",
+        "cc",
+        "--dataset",
+        "synthetic",
+        "--num-samples",
+        "2",
+        "--max-epochs",
+        "3",
+        "--grace-period",
+        "3",
+        "--patience",
+        "3",
+        "--train-size",
+        "1024",
+        "--val-size",
+        "64",
+        "--concurrency",
+        "1",
+    ]
+    proc = subprocess.Popen(
+        argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         deadline = time.time() + 240
         while True:
@@ -145,9 +198,28 @@ def test_ctrl_c_interrupts_and_resume_runs_exactly_what_is_left_without_rays_log
 
 def test_a_full_preset_start_prints_its_estimate(ray_tmp, tmp_path):
     """The full preset's code path (2 CPUs per trial, the full schedule) with fewer images, to its first epoch."""
-    done = tuner("sweep", "--preset", "full", "--name", "big", "--dataset", "synthetic", "--train-size", "2048",
-                 "--val-size", "256", "--num-samples", "1", "--max-epochs", "1", "--grace-period", "1", "--no-benchmark",
-                 env=env_with(ray_tmp), cwd=tmp_path)
+    done = tuner(
+        "sweep",
+        "--preset",
+        "full",
+        "--name",
+        "big",
+        "--dataset",
+        "synthetic",
+        "--train-size",
+        "2048",
+        "--val-size",
+        "256",
+        "--num-samples",
+        "1",
+        "--max-epochs",
+        "1",
+        "--grace-period",
+        "1",
+        "--no-benchmark",
+        env=env_with(ray_tmp),
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "first epoch took" in done.stdout and "take at most" in done.stdout
     assert "| 0 done, 1 running, 0 pending | at most" in done.stdout

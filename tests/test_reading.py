@@ -56,8 +56,21 @@ def test_results_in_every_format(made_experiment, capsys, fmt):
 
 
 def test_results_sort_top_columns_and_status(made_experiment, capsys):
-    code, out, _ = run(capsys, "results", made_experiment, "--sort", "val_psnr", "--top", "1",
-                       "--columns", "trial_id,val_psnr,lr", "--status", "completed,asha", "--format", "csv")
+    code, out, _ = run(
+        capsys,
+        "results",
+        made_experiment,
+        "--sort",
+        "val_psnr",
+        "--top",
+        "1",
+        "--columns",
+        "trial_id,val_psnr,lr",
+        "--status",
+        "completed,asha",
+        "--format",
+        "csv",
+    )
     assert code == 0
     lines = out.strip().splitlines()
     assert lines[0] == "trial_id,val_psnr,config/lr" and lines[1].startswith("aaa11111,")

@@ -1,9 +1,7 @@
-from pathlib import Path
-
 import pytest
 
 from tuner.errors import SearchSpaceError
-from tuner.search_spaces import SPACES_DIR, available_spaces, load_space
+from tuner.search_spaces import available_spaces, load_space
 
 
 @pytest.mark.parametrize("name", available_spaces())
@@ -29,20 +27,35 @@ def test_space_by_path(tmp_path):
 
 
 BAD = {
-    "unknown type": ("params:\n  lr: {type: gaussian, low: 1, high: 2}\n", r"'lr': unknown type 'gaussian'; use one of"),
+    "unknown type": (
+        "params:\n  lr: {type: gaussian, low: 1, high: 2}\n",
+        r"'lr': unknown type 'gaussian'; use one of",
+    ),
     "low >= high": ("params:\n  lr: {type: uniform, low: 0.1, high: 0.01}\n", r"'lr': low \(0.1\) must be below high"),
     "missing key": ("params:\n  lr: {type: uniform, low: 0.1}\n", r"'lr' \(uniform\) is missing high"),
     "extra key": ("params:\n  lr: {type: uniform, low: 0.1, high: 1, step: 2}\n", r"unknown keys \['step'\]"),
     "log of zero": ("params:\n  lr: {type: loguniform, low: 0, high: 1}\n", r"loguniform needs low > 0"),
     "not a number": ("params:\n  lr: {type: uniform, low: small, high: 1}\n", r"low must be a number"),
-    "unknown parameter": ("params:\n  learning_rate: {type: uniform, low: 0, high: 1}\n", r"unknown parameter 'learning_rate'"),
+    "unknown parameter": (
+        "params:\n  learning_rate: {type: uniform, low: 0, high: 1}\n",
+        r"unknown parameter 'learning_rate'",
+    ),
     "sweep-owned": ("params:\n  max_epochs: {type: int, low: 1, high: 5}\n", r"set by the sweep.*--max-epochs"),
     "no params": ("fixed:\n  batch_size: 32\n", r"needs a non-empty 'params:'"),
     "bad yaml": ("params: [unclosed\n", r"not valid YAML"),
     "empty choice": ("params:\n  hidden: {type: choice, values: []}\n", r"values must be a non-empty list"),
-    "bad fixed value": ("params:\n  lr: {type: uniform, low: 0.1, high: 1}\nfixed:\n  optimizer: rmsprop\n", r"fixed settings: optimizer 'rmsprop'"),
-    "searched and fixed": ("params:\n  lr: {type: uniform, low: 0.1, high: 1}\nfixed:\n  lr: 0.5\n", r"both searched and fixed"),
-    "bad start": ("params:\n  lr: {type: uniform, low: 0.1, high: 1}\nstart:\n  - {lr: 0.5, hidden: 3}\n", r"start point"),
+    "bad fixed value": (
+        "params:\n  lr: {type: uniform, low: 0.1, high: 1}\nfixed:\n  optimizer: rmsprop\n",
+        r"fixed settings: optimizer 'rmsprop'",
+    ),
+    "searched and fixed": (
+        "params:\n  lr: {type: uniform, low: 0.1, high: 1}\nfixed:\n  lr: 0.5\n",
+        r"both searched and fixed",
+    ),
+    "bad start": (
+        "params:\n  lr: {type: uniform, low: 0.1, high: 1}\nstart:\n  - {lr: 0.5, hidden: 3}\n",
+        r"start point",
+    ),
     "top-level typo": ("param:\n  lr: {type: uniform, low: 0.1, high: 1}\n", r"needs a non-empty 'params:'"),
 }
 
@@ -63,5 +76,17 @@ def test_unknown_space_name_lists_the_shipped_ones():
         load_space("nope")
 
 
-def test_spaces_dir_is_the_repo_folder():
-    assert SPACES_DIR == Path(__file__).resolve().parent.parent / "search_spaces"
+def test_each_type_means_the_same_range_to_ray_and_to_optuna(tmp_path):
+    path = tmp_path / "types.yaml"
+    path.write_text(
+        "params:\n  lr: {type: loguniform, low: 1.0e-4, high: 1.0e-2}\n"
+        "  hidden: {type: int, low: 8, high: 10}\n  optimizer: {type: choice, values: [adam, sgd]}\n"
+    )
+    space = load_space(str(path))
+    by_name = {p.name: p for p in space.params}
+    lr = by_name["lr"].to_optuna()
+    assert (lr.low, lr.high, lr.log) == (1e-4, 1e-2, True)
+    hidden_ray, hidden_optuna = by_name["hidden"].to_tune(), by_name["hidden"].to_optuna()
+    assert {hidden_ray.sample() for _ in range(200)} == set(range(8, 11))  # both ends included, as Optuna's
+    assert (hidden_optuna.low, hidden_optuna.high) == (8, 10)
+    assert list(by_name["optimizer"].to_optuna().choices) == ["adam", "sgd"]

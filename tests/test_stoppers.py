@@ -30,7 +30,9 @@ def test_stopper_tracks_each_trial_separately():
     assert stopper.stop_all() is False
 
 
-@pytest.mark.parametrize("result", [{"val_loss": math.nan}, {"val_loss": math.inf}, {"val_loss": 0.1, "diverged": True}, {}])
+@pytest.mark.parametrize(
+    "result", [{"val_loss": math.nan}, {"val_loss": math.inf}, {"val_loss": 0.1, "diverged": True}, {}]
+)
 def test_stopper_ends_non_finite_trials_at_once(result):
     assert PlateauStopper()("t", result) is True
 

@@ -18,9 +18,9 @@ from ray import tune
 
 from tuner.checkpoints import load_model
 from tuner.cli import main
+from tuner.constants import STATUSES
 from tuner.data import load_images
 from tuner.fidelity import fidelity
-from tuner.constants import STATUSES
 from tuner.results import HISTORY_COLUMNS, TRIAL_COLUMNS
 from tuner.settings import SweepSettings
 from tuner.sweep import run_sweep
@@ -30,8 +30,18 @@ pytestmark = pytest.mark.slow
 # Ray workers cannot import this test module by name; ship its functions by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
+
 def test_sweep_writes_every_file(tiny_sweep):
-    for name in ("sweep.json", "state.json", "trials.csv", "history.csv", "best.json", "best_model.pt", "benchmark.csv", "benchmark.png"):
+    for name in (
+        "sweep.json",
+        "state.json",
+        "trials.csv",
+        "history.csv",
+        "best.json",
+        "best_model.pt",
+        "benchmark.csv",
+        "benchmark.png",
+    ):
         assert (tiny_sweep / name).is_file(), name
     assert json.loads((tiny_sweep / "sweep.json").read_text())["dataset_used"] == "synthetic"
 
@@ -87,10 +97,24 @@ def scripted_trainable(config, data):
 
 def test_asha_and_the_plateau_stopper_each_stop_a_trial(tmp_path, ray_local):
     space = tmp_path / "scripted.yaml"
-    space.write_text("params:\n  lr: {type: choice, values: [1.0, 2.0, 3.0]}\nstart:\n  - {lr: 1.0}\n  - {lr: 2.0}\n  - {lr: 3.0}\n")
-    settings = SweepSettings(name="scripted", dataset="synthetic", space=str(space), num_samples=3, max_epochs=5,
-                             grace_period=1, reduction_factor=2, patience=1, min_delta=0.01, train_size=8, val_size=8,
-                             concurrency=1, storage=str(tmp_path))
+    space.write_text(
+        "params:\n  lr: {type: choice, values: [1.0, 2.0, 3.0]}\nstart:\n  - {lr: 1.0}\n  - {lr: 2.0}\n  - {lr: 3.0}\n"
+    )
+    settings = SweepSettings(
+        name="scripted",
+        dataset="synthetic",
+        space=str(space),
+        num_samples=3,
+        max_epochs=5,
+        grace_period=1,
+        reduction_factor=2,
+        patience=1,
+        min_delta=0.01,
+        train_size=8,
+        val_size=8,
+        concurrency=1,
+        storage=str(tmp_path),
+    )
     outcome = run_sweep(settings, trainable=scripted_trainable, echo=lambda line: None)
     by_lr = outcome.summary.trials.set_index("config/lr")
     assert (by_lr.loc[1.0, "status"], by_lr.loc[1.0, "epochs"]) == ("completed", 5)

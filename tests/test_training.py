@@ -29,15 +29,19 @@ def test_resume_from_state_dict_continues_exactly(tiny_data):
     resumed.load_state_dict(state)
     last = resumed.run_epoch()
     assert resumed.epoch == 2
-    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-6)
     assert last["epoch"] == 2
 
 
 def test_a_diverging_run_is_marked_and_ends(tiny_data):
     metrics = []
-    train(SMALL, TrainConfig(lr=1e6, optimizer="sgd", batch_size=16, max_epochs=5, schedule="constant"), tiny_data,
-          on_epoch=metrics.append)
+    train(
+        SMALL,
+        TrainConfig(lr=1e6, optimizer="sgd", batch_size=16, max_epochs=5, schedule="constant"),
+        tiny_data,
+        on_epoch=metrics.append,
+    )
     assert metrics[-1]["diverged"] is True
     assert math.isnan(metrics[-1]["val_loss"])
     assert len(metrics) < 5

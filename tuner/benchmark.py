@@ -12,8 +12,9 @@ benchmark.csv and benchmark.png into the experiment directory.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import torch
@@ -25,8 +26,18 @@ from tuner.timing import measure_device
 
 DEFAULT_BATCH_SIZES = (1, 32, 128, 512, 2048)
 DEVICES = ("cpu", "gpu", "all")
-COLUMNS = ["device", "method", "batch_size", "images_per_s", "set_s", "spread", "images_per_s_with_copy",
-           "psnr_db", "x_vs_per_image", "x_vs_teacher_batched"]
+COLUMNS = [
+    "device",
+    "method",
+    "batch_size",
+    "images_per_s",
+    "set_s",
+    "spread",
+    "images_per_s_with_copy",
+    "psnr_db",
+    "x_vs_per_image",
+    "x_vs_teacher_batched",
+]
 
 
 def run_benchmark(
@@ -52,23 +63,33 @@ def run_benchmark(
     # One device at a time: a GPU task launching kernels would steal cycles from the CPU rows.
     if device in ("cpu", "all"):
         echo(f"benchmark: CPU worker ({cpus} CPUs), {len(images)} images, batch sizes {list(batch_sizes)}")
-        rows += run_on_node(measure_device, ("cpu", *args, cpus), cpus=cpus, gpus=0, what="the CPU benchmark worker",
-                            fix="pass --cpus with at most the CPUs of one node")
+        rows += run_on_node(
+            measure_device,
+            ("cpu", *args, cpus),
+            cpus=cpus,
+            gpus=0,
+            what="the CPU benchmark worker",
+            fix="pass --cpus with at most the CPUs of one node",
+        )
     if device in ("gpu", "all"):
         if any(n.gpus >= 1 for n in found.nodes):
             echo("benchmark: GPU worker")
-            rows += run_on_node(measure_device, ("cuda", *args), cpus=1, gpus=1, what="the GPU benchmark worker",
-                                fix="free a GPU")
+            rows += run_on_node(
+                measure_device, ("cuda", *args), cpus=1, gpus=1, what="the GPU benchmark worker", fix="free a GPU"
+            )
         elif device == "gpu":
-            raise TunerError("--device gpu asks for a GPU, but no node of this Ray has one; use --device cpu, "
-                             "or --address a cluster with a GPU node")
+            raise TunerError(
+                "--device gpu asks for a GPU, but no node of this Ray has one; use --device cpu, "
+                "or --address a cluster with a GPU node"
+            )
         else:
             echo("benchmark: GPU rows skipped: no node of this Ray has a GPU")
     return with_speedups(pd.DataFrame(rows))
 
 
-def benchmark_experiment(exp_dir: Path, images: torch.Tensor, echo: Callable[[str], None] = print,
-                         **options: Any) -> pd.DataFrame:
+def benchmark_experiment(
+    exp_dir: Path, images: torch.Tensor, echo: Callable[[str], None] = print, **options: Any
+) -> pd.DataFrame:
     """Benchmark an experiment's best model on `images`; writes benchmark.csv/png beside its results."""
     frame = run_benchmark(load_checkpoint(Path(exp_dir) / BEST_MODEL_FILE), images, echo=echo, **options)
     csv, png = write_outputs(frame, Path(exp_dir))
@@ -77,8 +98,15 @@ def benchmark_experiment(exp_dir: Path, images: torch.Tensor, echo: Callable[[st
     return frame
 
 
-def benchmark_named(experiment: str, storage: str = RESULTS_DIR, dataset: str | None = None, size: int = 10_000,
-                    address: str | None = None, echo: Callable[[str], None] = print, **options: Any) -> pd.DataFrame:
+def benchmark_named(
+    experiment: str,
+    storage: str = RESULTS_DIR,
+    dataset: str | None = None,
+    size: int = 10_000,
+    address: str | None = None,
+    echo: Callable[[str], None] = print,
+    **options: Any,
+) -> pd.DataFrame:
     """`tuner benchmark`: an experiment's best model, on its own held-out images or on `dataset`."""
     from tuner.data import evaluation_images
     from tuner.experiments import load_experiment
@@ -90,7 +118,10 @@ def benchmark_named(experiment: str, storage: str = RESULTS_DIR, dataset: str | 
         source, images = evaluation_images(dataset, size, exp.settings.seed)
     else:
         splits = exp.splits()
-        source, images = splits.source + (" test split" if splits.test is not None else " held out"), splits.benchmark_images[:size]
+        source, images = (
+            splits.source + (" test split" if splits.test is not None else " held out"),
+            splits.benchmark_images[:size],
+        )
     echo(f"benchmark images: {len(images)} from {source}")
     connect(address, echo)
     return benchmark_experiment(exp.path, images, echo=echo, **options)
@@ -133,10 +164,21 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
         ax.plot(rows["batch_size"], rows["images_per_s"], marker="o", label=f"{method} ({device})")
     for _, row in frame[frame["method"].str.startswith("teacher")].iterrows():
         ax.axhline(row["images_per_s"], ls=next(styles), color="gray", lw=1)
-        ax.text(frame["batch_size"].min(), row["images_per_s"], f"{row['method']} ({row['device']})", fontsize=7,
-                va="bottom", color="dimgray")
-    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="images / s",
-           title="Inference throughput: model against the teacher pipeline")
+        ax.text(
+            frame["batch_size"].min(),
+            row["images_per_s"],
+            f"{row['method']} ({row['device']})",
+            fontsize=7,
+            va="bottom",
+            color="dimgray",
+        )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="batch size",
+        ylabel="images / s",
+        title="Inference throughput: model against the teacher pipeline",
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -37,7 +37,9 @@ def resolve(path: str | Path) -> Path:
     for candidate in (path, path / CHECKPOINT_FILE, path / BEST_MODEL_FILE):
         if candidate.is_file():
             return candidate
-    raise CheckpointError(f"no checkpoint at {path}; pass a .pt file, a checkpoint directory or an experiment directory")
+    raise CheckpointError(
+        f"no checkpoint at {path}; pass a .pt file, a checkpoint directory or an experiment directory"
+    )
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -46,8 +48,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
-        raise CheckpointError(f"checkpoint {file} is corrupt or not a tuner checkpoint ({first_line(exc, 80)}); "
-                              "re-export it or pick another trial") from None
+        raise CheckpointError(
+            f"checkpoint {file} is corrupt or not a tuner checkpoint ({first_line(exc, 80)}); "
+            "re-export it or pick another trial"
+        ) from None
     if not isinstance(state, dict) or "model_config" not in state or "model" not in state:
         raise CheckpointError(f"{file} has no model_config/model entries; it is not a tuner checkpoint")
     return state
@@ -59,8 +63,10 @@ def model_from_state(state: dict[str, Any]) -> StudentCNN:
         model = build_model(ModelConfig.from_dict(state["model_config"]))
         model.load_state_dict(state["model"])
     except (ValueError, TypeError, RuntimeError) as exc:
-        raise CheckpointError(f"the checkpoint's config and weights do not make a model ({first_line(exc, 80)}); "
-                              "it was written by another version of tuner or damaged") from None
+        raise CheckpointError(
+            f"the checkpoint's config and weights do not make a model ({first_line(exc, 80)}); "
+            "it was written by another version of tuner or damaged"
+        ) from None
     return model.eval()
 
 
@@ -106,7 +112,9 @@ def load_exported(path: str | Path) -> torch.nn.Module:
     except CheckpointError:
         raise
     except Exception as exc:  # each runtime raises its own types for a damaged file
-        raise CheckpointError(f"{path} is not a loadable {kind} model ({first_line(exc, 80)}); export it again") from None
+        raise CheckpointError(
+            f"{path} is not a loadable {kind} model ({first_line(exc, 80)}); export it again"
+        ) from None
     _check_shapes(model, path)
     return model
 
@@ -118,7 +126,9 @@ def _check_shapes(model: torch.nn.Module, path: Path) -> None:
         with torch.no_grad():
             shape = tuple(model(probe).shape)
     except Exception as exc:
-        raise CheckpointError(f"{path} does not take images of shape (N, {', '.join(map(str, IN_SHAPE))}) "
-                              f"({first_line(exc, 60)}); it is not a model of this teacher") from None
+        raise CheckpointError(
+            f"{path} does not take images of shape (N, {', '.join(map(str, IN_SHAPE))}) "
+            f"({first_line(exc, 60)}); it is not a model of this teacher"
+        ) from None
     if shape != (2, *OUT_SHAPE):
         raise CheckpointError(f"{path} returns shape {shape[1:]}, not {OUT_SHAPE}; it is not a model of this teacher")

@@ -19,8 +19,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, NoReturn, Sequence
+from typing import NoReturn
 
 from tuner.constants import DATASETS, EXPORT_FILES, METRIC, RESULTS_DIR, STATUSES, TABLE_FORMATS
 from tuner.errors import TunerError
@@ -62,35 +63,74 @@ def _experiment_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sweep", help="run a hyperparameter sweep", description="Run a sweep on Ray Tune. "
-                       "Flags override the preset; the preset's values are shown in brackets.")
+    p = sub.add_parser(
+        "sweep",
+        help="run a hyperparameter sweep",
+        description="Run a sweep on Ray Tune. Flags override the preset; the preset's values are shown in brackets.",
+    )
     q, d = PRESETS["quick"], SweepSettings()
-    p.add_argument("--preset", choices=sorted(PRESETS), default="quick", help="starting values for every option [quick]")
+    p.add_argument(
+        "--preset", choices=sorted(PRESETS), default="quick", help="starting values for every option [quick]"
+    )
     p.add_argument("--name", default="default", help="experiment name: results go to STORAGE/NAME [default]")
-    p.add_argument("--resume", metavar="NAME", help="continue the interrupted experiment NAME (its own settings; "
-                   "other flags but --storage/--address are ignored)")
-    p.add_argument("--dataset", help=f"{' | '.join(DATASETS)}; auto uses CIFAR-10 if available, else synthetic [{q['dataset']}]")
-    p.add_argument("--space", default="default", help=f"search space: a name ({', '.join(available_spaces())}) or a YAML path [default]")
+    p.add_argument(
+        "--resume",
+        metavar="NAME",
+        help="continue the interrupted experiment NAME (its own settings; "
+        "other flags but --storage/--address are ignored)",
+    )
+    p.add_argument(
+        "--dataset", help=f"{' | '.join(DATASETS)}; auto uses CIFAR-10 if available, else synthetic [{q['dataset']}]"
+    )
+    p.add_argument(
+        "--space",
+        default="default",
+        help=f"search space: a name ({', '.join(available_spaces())}) or a YAML path [default]",
+    )
     p.add_argument("--num-samples", type=int, help=f"trials to run [{q['num_samples']}]")
     p.add_argument("--max-epochs", type=int, help=f"epochs per trial at most (ASHA's max_t) [{q['max_epochs']}]")
     p.add_argument("--grace-period", type=int, help=f"epochs before ASHA may stop a trial [{q['grace_period']}]")
-    p.add_argument("--reduction-factor", type=int, help=f"ASHA keeps 1/N of trials at each rung [{q['reduction_factor']}]")
+    p.add_argument(
+        "--reduction-factor", type=int, help=f"ASHA keeps 1/N of trials at each rung [{q['reduction_factor']}]"
+    )
     p.add_argument("--patience", type=int, help=f"plateau stopper: epochs without improvement [{d.patience}]")
     p.add_argument("--min-delta", type=float, help=f"plateau stopper: relative improvement that counts [{d.min_delta}]")
     p.add_argument("--train-size", type=int, help=f"training images [{q['train_size']}]")
     p.add_argument("--val-size", type=int, help=f"validation images held out from training [{q['val_size']}]")
-    p.add_argument("--cpus-per-trial", type=float, help=f"CPUs each trial asks Ray for (torch threads follow) [{q['cpus_per_trial']}]")
-    p.add_argument("--gpus-per-trial", type=float, help="GPUs each trial asks for; 0.25 shares one GPU between four trials [0]")
+    p.add_argument(
+        "--cpus-per-trial",
+        type=float,
+        help=f"CPUs each trial asks Ray for (torch threads follow) [{q['cpus_per_trial']}]",
+    )
+    p.add_argument(
+        "--gpus-per-trial", type=float, help="GPUs each trial asks for; 0.25 shares one GPU between four trials [0]"
+    )
     p.add_argument("--concurrency", type=int, help="trials at once [as many as fit on the nodes]")
-    p.add_argument("--max-failures", type=int, help=f"retries of a trial that raises, from its checkpoint [{d.max_failures}]")
-    p.add_argument("--storage", help="directory or URI (s3://, gs://, file://) that holds experiments; on a multi-node "
-                   f"cluster it must be shared by every node; a URI's experiment is also copied to {RESULTS_DIR}/NAME [{RESULTS_DIR}]")
-    p.add_argument("--data-dir", help="where CIFAR-10 is looked for and downloaded [$TUNER_DATA_DIR or ~/.cache/tuner/data]")
-    p.add_argument("--address", help="Ray cluster HOST:PORT, or auto for the one running on this machine "
-                   "[$RAY_ADDRESS, else a private local Ray]")
+    p.add_argument(
+        "--max-failures", type=int, help=f"retries of a trial that raises, from its checkpoint [{d.max_failures}]"
+    )
+    p.add_argument(
+        "--storage",
+        help="directory or URI (s3://, gs://, file://) that holds experiments; on a multi-node "
+        f"cluster it must be shared by every node; a URI's experiment is also copied to {RESULTS_DIR}/NAME "
+        f"[{RESULTS_DIR}]",
+    )
+    p.add_argument(
+        "--data-dir", help="where CIFAR-10 is looked for and downloaded [$TUNER_DATA_DIR or ~/.cache/tuner/data]"
+    )
+    p.add_argument(
+        "--address",
+        help="Ray cluster HOST:PORT, or auto for the one running on this machine "
+        "[$RAY_ADDRESS, else a private local Ray]",
+    )
     p.add_argument("--seed", type=int, help=f"seed for data, searcher and training [{d.seed}]")
-    p.add_argument("--no-benchmark", dest="benchmark", action="store_false", default=None,
-                   help="skip the inference benchmark of the best model at the end")
+    p.add_argument(
+        "--no-benchmark",
+        dest="benchmark",
+        action="store_false",
+        default=None,
+        help="skip the inference benchmark of the best model at the end",
+    )
     p.set_defaults(func=cmd_sweep)
 
 
@@ -117,7 +157,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if outcome.interrupted:
         print(f"interrupted: nothing is lost; continue with  {outcome.command('sweep --resume')}")
         return 130
-    print(f"next: {outcome.command('results')} | {outcome.command('report')} | {outcome.command('export')} --format onnx --out DIR")
+    print(
+        f"next: {outcome.command('results')} | {outcome.command('report')} | "
+        f"{outcome.command('export')} --format onnx --out DIR"
+    )
     return 0
 
 
@@ -134,8 +177,14 @@ def cmd_results(args: argparse.Namespace) -> int:
     from tuner.results import leaderboard, render
 
     exp = load_experiment(args.experiment, args.storage)
-    shown = leaderboard(exp.trials, args.sort, args.descending, args.top,
-                        args.columns.split(",") if args.columns else None, args.status.split(",") if args.status else None)
+    shown = leaderboard(
+        exp.trials,
+        args.sort,
+        args.descending,
+        args.top,
+        args.columns.split(",") if args.columns else None,
+        args.status.split(",") if args.status else None,
+    )
     print(render(shown, args.format))
     if args.format == "table":
         print(f"\n{exp.name}: {len(exp.trials)} trials, {exp.state}")
@@ -156,18 +205,31 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     exp = load_experiment(args.experiment, args.storage)
     checkpoint = exp.checkpoint(args.trial)
-    report = export_model(checkpoint, args.format, Path(args.out), exp.heldout_images(args.images), args.trial, args.force)
+    report = export_model(
+        checkpoint, args.format, Path(args.out), exp.heldout_images(args.images), args.trial, args.force
+    )
     print(f"wrote {report.path} ({report.format}) from {checkpoint}")
-    print(f"verified on {report.fidelity.images} held-out images: max |export - checkpoint| = {report.max_abs_diff:.1e} "
-          f"(tolerance {report.tolerance:.0e}); PSNR against the teacher {report.fidelity.psnr:.2f} dB")
+    print(
+        f"verified on {report.fidelity.images} held-out images: max |export - checkpoint| = {report.max_abs_diff:.1e} "
+        f"(tolerance {report.tolerance:.0e}); PSNR against the teacher {report.fidelity.psnr:.2f} dB"
+    )
     return 0
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from tuner.benchmark import DEFAULT_BATCH_SIZES, benchmark_named
 
-    benchmark_named(args.experiment, args.storage, args.dataset, args.size, args.address, device=args.device,
-                    batch_sizes=args.batch_sizes or DEFAULT_BATCH_SIZES, min_run_time=args.min_run_time, cpus=args.cpus)
+    benchmark_named(
+        args.experiment,
+        args.storage,
+        args.dataset,
+        args.size,
+        args.address,
+        device=args.device,
+        batch_sizes=args.batch_sizes or DEFAULT_BATCH_SIZES,
+        min_run_time=args.min_run_time,
+        cpus=args.cpus,
+    )
     return 0
 
 
@@ -183,8 +245,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         except ExperimentError as exc:
             if not str(exc).startswith("no experiment"):
                 raise
-            raise ExperimentError(f"{args.model!r} is neither a model file nor an experiment; "
-                                  "run `tuner list` or pass a .pt/.onnx path") from None
+            raise ExperimentError(
+                f"{args.model!r} is neither a model file nor an experiment; run `tuner list` or pass a .pt/.onnx path"
+            ) from None
     source, fid = fidelity_on_dataset(target, args.dataset, args.size, args.seed)
     print(f"{target} on {source}: {fid.images} images, MSE {fid.mse:.3g}, PSNR {fid.psnr:.2f} dB against the teacher")
     return 0
@@ -223,22 +286,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing file of the same name")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("benchmark", help="inference time of the best model against the teacher, on CPU and GPU Ray workers")
+    p = sub.add_parser(
+        "benchmark", help="inference time of the best model against the teacher, on CPU and GPU Ray workers"
+    )
     _experiment_arg(p)
     p.add_argument("--device", choices=["cpu", "gpu", "all"], default="all", help="which workers to time [all]")
-    p.add_argument("--dataset", help="benchmark on other images, e.g. folder:PATH [the experiment's: CIFAR-10 test split or held-out images]")
+    p.add_argument(
+        "--dataset",
+        help="benchmark on other images, e.g. folder:PATH [the experiment's: CIFAR-10 test split or held-out images]",
+    )
     p.add_argument("--size", type=_positive_int, default=10_000, help="images at most [10000]")
     p.add_argument("--batch-sizes", type=_batch_sizes, help="comma-separated model batch sizes [1,32,128,512,2048]")
     p.add_argument("--min-run-time", type=float, default=0.5, help="seconds of timing per row, after warm-up [0.5]")
-    p.add_argument("--cpus", type=_positive_int, help="CPUs of the CPU worker (torch threads follow) [all of the largest node's]")
+    p.add_argument(
+        "--cpus", type=_positive_int, help="CPUs of the CPU worker (torch threads follow) [all of the largest node's]"
+    )
     p.add_argument("--address", help="Ray cluster HOST:PORT or auto [$RAY_ADDRESS, else a private local Ray]")
     p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("evaluate", help="MSE and PSNR against the teacher of a model on any dataset")
-    p.add_argument("model", help="experiment name or path (its best model), or a model file (.pt, .torchscript.pt, .onnx)")
+    p.add_argument(
+        "model", help="experiment name or path (its best model), or a model file (.pt, .torchscript.pt, .onnx)"
+    )
     _storage(p)
     p.add_argument("--dataset", default="synthetic", help=f"{' | '.join(DATASETS)} [synthetic]")
-    p.add_argument("--size", type=_positive_int, default=10_000, help="images at most (CIFAR-10: its test split) [10000]")
+    p.add_argument(
+        "--size", type=_positive_int, default=10_000, help="images at most (CIFAR-10: its test split) [10000]"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_evaluate)
     return parser

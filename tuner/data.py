@@ -14,7 +14,6 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -58,10 +57,12 @@ class TeacherData:
     val_images: torch.Tensor
     val_targets: torch.Tensor
 
-    def to(self, device: torch.device | str) -> "TeacherData":
+    def to(self, device: torch.device | str) -> TeacherData:
         """The same data on `device` (the tensors themselves when they are already there)."""
-        return TeacherData(self.source, *(t.to(device) for t in
-                                          (self.train_images, self.train_targets, self.val_images, self.val_targets)))
+        return TeacherData(
+            self.source,
+            *(t.to(device) for t in (self.train_images, self.train_targets, self.val_images, self.val_targets)),
+        )
 
 
 def default_data_dir() -> Path:
@@ -79,7 +80,11 @@ def check_spec(spec: str) -> None:
 
 
 def load_images(
-    spec: str, train_size: int, val_size: int, seed: int = 0, data_dir: str | Path | None = None,
+    spec: str,
+    train_size: int,
+    val_size: int,
+    seed: int = 0,
+    data_dir: str | Path | None = None,
     with_train: bool = True,
 ) -> ImageSplits:
     """Resolve a dataset spec to image splits of the requested sizes.
@@ -91,7 +96,9 @@ def load_images(
     if spec == "auto":
         spec = "cifar10" if _cifar10_available(data_dir) else "synthetic"
         if spec == "synthetic":
-            log.warning("CIFAR-10 is not in %s and cannot be downloaded; using the built-in synthetic images.", data_dir)
+            log.warning(
+                "CIFAR-10 is not in %s and cannot be downloaded; using the built-in synthetic images.", data_dir
+            )
     if spec == "synthetic":
         # Distinct seeds per split, so val never repeats a training image.
         train = synthetic_images(train_size if with_train else 0, seed)
@@ -101,13 +108,21 @@ def load_images(
     return _folder(Path(spec[len("folder:") :]).expanduser(), train_size, val_size, seed)
 
 
-def images_of(settings: "SweepSettings", dataset_used: str | None = None, with_train: bool = True) -> ImageSplits:
+def images_of(settings: SweepSettings, dataset_used: str | None = None, with_train: bool = True) -> ImageSplits:
     """An experiment's images, rebuilt from its settings (and the dataset `auto` resolved to)."""
-    return load_images(dataset_used or settings.dataset, settings.train_size, settings.val_size, settings.seed,
-                       settings.data_dir, with_train=with_train)
+    return load_images(
+        dataset_used or settings.dataset,
+        settings.train_size,
+        settings.val_size,
+        settings.seed,
+        settings.data_dir,
+        with_train=with_train,
+    )
 
 
-def evaluation_images(spec: str, size: int, seed: int = 0, data_dir: str | Path | None = None) -> tuple[str, torch.Tensor]:
+def evaluation_images(
+    spec: str, size: int, seed: int = 0, data_dir: str | Path | None = None
+) -> tuple[str, torch.Tensor]:
     """(source, up to `size` images) to score any model on: CIFAR-10's test split, every image of a
     folder, or synthetic images no sweep with this seed trained on."""
     check_spec(spec)
@@ -165,12 +180,16 @@ def _download_cifar10(data_dir: Path) -> None:
         socket.setdefaulttimeout(previous)
 
 
+def _as_tensor(dataset) -> torch.Tensor:
+    """torchvision's CIFAR10.data (N, 32, 32, 3) uint8 -> (N, 3, 32, 32)."""
+    return torch.from_numpy(np.asarray(dataset.data)).permute(0, 3, 1, 2).contiguous()
+
+
 def _cifar10(data_dir: Path, train_size: int, val_size: int, seed: int) -> ImageSplits:
     if not _cifar10_on_disk(data_dir):
         _download_cifar10(data_dir)
-    to_tensor = lambda ds: torch.from_numpy(np.asarray(ds.data)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
-    train_all = to_tensor(_cifar10_dataset(data_dir, train=True, download=False))
-    test = to_tensor(_cifar10_dataset(data_dir, train=False, download=False))
+    train_all = _as_tensor(_cifar10_dataset(data_dir, train=True, download=False))
+    test = _as_tensor(_cifar10_dataset(data_dir, train=False, download=False))
     train, val = _split(train_all, train_size, val_size, seed)
     return ImageSplits("cifar10", train, val, test)
 
@@ -196,8 +215,10 @@ def _folder_images(root: Path) -> torch.Tensor:
         shown = ", ".join(str(f) for f in broken[:3]) + (f" and {len(broken) - 3} more" if len(broken) > 3 else "")
         log.warning("skipped %d file(s) that are not readable images: %s", len(broken), shown)
     if len(images) < 2:
-        raise DatasetError(f"image folder {root} holds {len(images)} readable images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
-                           "it needs at least 2")
+        raise DatasetError(
+            f"image folder {root} holds {len(images)} readable images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
+            "it needs at least 2"
+        )
     return torch.stack(images)
 
 

@@ -43,7 +43,9 @@ def find_experiment(name_or_path: str | Path, storage: str | Path = RESULTS_DIR)
     root = Path(storage).expanduser()
     known = [p.name for p in experiment_dirs(storage)] if root.is_dir() else []
     hint = f"known in {storage}/: {', '.join(known)}" if known else f"{storage}/ holds no experiments"
-    raise ExperimentError(f"no experiment {str(name_or_path)!r} ({hint}); run `tuner list` or pass the experiment's path")
+    raise ExperimentError(
+        f"no experiment {str(name_or_path)!r} ({hint}); run `tuner list` or pass the experiment's path"
+    )
 
 
 def experiment_dirs(storage: str | Path = RESULTS_DIR) -> list[Path]:
@@ -51,13 +53,20 @@ def experiment_dirs(storage: str | Path = RESULTS_DIR) -> list[Path]:
     root = Path(storage).expanduser()
     if not root.is_dir():
         what = "is a file" if root.exists() else "does not exist"
-        raise ExperimentError(f"--storage {storage} {what}; pass the directory that holds your experiments (default: {RESULTS_DIR})")
+        raise ExperimentError(
+            f"--storage {storage} {what}; pass the directory that holds your experiments (default: {RESULTS_DIR})"
+        )
     return sorted(p.parent for p in root.glob(f"*/{SETTINGS_FILE}"))
 
 
 def write_state(exp_dir: Path, state: str) -> None:
     assert state in STATES, state
-    doc = {"state": state, "pid": os.getpid(), "host": socket.gethostname(), "updated": time.strftime("%Y-%m-%d %H:%M:%S")}
+    doc = {
+        "state": state,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "updated": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     (Path(exp_dir) / STATE_FILE).write_text(json.dumps(doc))
 
 
@@ -101,19 +110,27 @@ class Experiment:
     def trial(self, trial_id: str) -> pd.Series:
         match = self.trials[self.trials["trial_id"].astype(str) == str(trial_id)]
         if match.empty:
-            raise ExperimentError(f"experiment {self.name!r} has no trial {trial_id!r}; its trials: {', '.join(self.trials['trial_id'].astype(str))}")
+            raise ExperimentError(
+                f"experiment {self.name!r} has no trial {trial_id!r}; "
+                f"its trials: {', '.join(self.trials['trial_id'].astype(str))}"
+            )
         return match.iloc[0]
 
     def checkpoint(self, trial_id: str | None = None) -> Path:
         """Checkpoint file of a trial, or of the best trial."""
         if trial_id is None:
             if self.best is None:
-                raise ExperimentError(f"experiment {self.name!r} has no trial that finished an epoch; nothing to use yet")
+                raise ExperimentError(
+                    f"experiment {self.name!r} has no trial that finished an epoch; nothing to use yet"
+                )
             ckpt = self.best["checkpoint"]
         else:
             ckpt = self.trial(trial_id)["checkpoint"]
         if not isinstance(ckpt, str) or not ckpt or not Path(ckpt).is_file():
-            raise ExperimentError(f"trial {trial_id or self.best['trial_id']} of {self.name!r} has no checkpoint on disk; pick another with --trial")
+            raise ExperimentError(
+                f"trial {trial_id or self.best['trial_id']} of {self.name!r} has no checkpoint on disk; "
+                "pick another with --trial"
+            )
         return Path(ckpt)
 
     @property
@@ -121,13 +138,13 @@ class Experiment:
         """The dataset the sweep used (what `auto` resolved to)."""
         return self.info.get("dataset_used", self.settings.dataset)
 
-    def splits(self, with_train: bool = False) -> "ImageSplits":
+    def splits(self, with_train: bool = False) -> ImageSplits:
         """The experiment's own images, rebuilt from its recorded settings (training images only if asked)."""
         from tuner.data import images_of
 
         return images_of(self.settings, self.dataset, with_train=with_train)
 
-    def heldout_images(self, count: int) -> "torch.Tensor":
+    def heldout_images(self, count: int) -> torch.Tensor:
         """Up to `count` of the validation images no trial trained on."""
         return self.splits().val[:count]
 
@@ -138,7 +155,9 @@ def load_experiment(name_or_path: str | Path, storage: str | Path = RESULTS_DIR)
     try:
         settings, info = load_settings(path)
     except (ValueError, TypeError, TunerError) as exc:  # a damaged sweep.json, or one with flags out of range
-        raise ExperimentError(f"{path / SETTINGS_FILE} cannot be read ({exc}); restore it from a backup or delete the experiment") from None
+        raise ExperimentError(
+            f"{path / SETTINGS_FILE} cannot be read ({exc}); restore it from a backup or delete the experiment"
+        ) from None
     summary = results.collect(path)
     return Experiment(path, settings, info, read_state(path), summary.trials, summary.history, summary.best)
 
@@ -149,6 +168,14 @@ def list_experiments(storage: str | Path = RESULTS_DIR) -> pd.DataFrame:
     for path in experiment_dirs(storage):
         exp = load_experiment(path)
         best = exp.trials["val_psnr"].max() if len(exp.trials) else float("nan")
-        rows.append({"name": exp.name, "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime)),
-                     "dataset": exp.dataset, "trials": len(exp.trials), "best_val_psnr": best, "state": exp.state})
+        rows.append(
+            {
+                "name": exp.name,
+                "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime)),
+                "dataset": exp.dataset,
+                "trials": len(exp.trials),
+                "best_val_psnr": best,
+                "state": exp.state,
+            }
+        )
     return pd.DataFrame(rows, columns=["name", "date", "dataset", "trials", "best_val_psnr", "state"])

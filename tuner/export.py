@@ -45,7 +45,9 @@ def _write(model: StudentCNN, fmt: str, path: Path) -> None:
         torch.save({"model_config": model.config.to_dict(), "model": model.state_dict()}, path)
     elif fmt == "torchscript":
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.jit is deprecated upstream, but still the lightest C++-loadable form
+            warnings.simplefilter(
+                "ignore"
+            )  # torch.jit is deprecated upstream, but still the lightest C++-loadable form
             torch.jit.save(torch.jit.trace(model, example), str(path))
     else:
         try:
@@ -54,9 +56,16 @@ def _write(model: StudentCNN, fmt: str, path: Path) -> None:
             raise ExportError(str(exc)) from None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, (example,), str(path), input_names=["images"], output_names=["teacher"],
-                              dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, verbose=False,
-                              external_data=False)  # one self-contained file, weights inside
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                input_names=["images"],
+                output_names=["teacher"],
+                dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
+                verbose=False,
+                external_data=False,
+            )  # one self-contained file, weights inside
 
 
 def export_path(out_dir: Path, fmt: str, trial_id: str | None = None) -> Path:
@@ -66,8 +75,9 @@ def export_path(out_dir: Path, fmt: str, trial_id: str | None = None) -> Path:
     return Path(out_dir) / (name if trial_id is None else name.replace("model", f"model-{trial_id}", 1))
 
 
-def export_model(checkpoint: Path, fmt: str, out_dir: Path, images: torch.Tensor, trial_id: str | None = None,
-                 force: bool = False) -> ExportReport:
+def export_model(
+    checkpoint: Path, fmt: str, out_dir: Path, images: torch.Tensor, trial_id: str | None = None, force: bool = False
+) -> ExportReport:
     """Export the checkpoint's model as `fmt` into out_dir and verify it on `images` (uint8 or float)."""
     if fmt not in EXPORT_FILES:
         raise ExportError(f"unknown export format {fmt!r}; use one of: {', '.join(EXPORT_FILES)}")
@@ -91,8 +101,10 @@ def export_model(checkpoint: Path, fmt: str, out_dir: Path, images: torch.Tensor
         with torch.no_grad():
             diff = (exported(x) - model(x)).abs().max().item()
         if diff > TOLERANCE[fmt]:
-            raise ExportError(f"{path} would differ from the checkpoint by {diff:.2e} (> {TOLERANCE[fmt]:.0e}); "
-                              "the export is not faithful, nothing was written")
+            raise ExportError(
+                f"{path} would differ from the checkpoint by {diff:.2e} (> {TOLERANCE[fmt]:.0e}); "
+                "the export is not faithful, nothing was written"
+            )
         staging.replace(path)
     finally:
         staging.unlink(missing_ok=True)

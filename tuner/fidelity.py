@@ -26,8 +26,9 @@ class Fidelity:
 
 
 @torch.no_grad()
-def mean_squared_error(model: nn.Module, images: torch.Tensor, targets: torch.Tensor | None = None,
-                       batch_size: int = 1024) -> float:
+def mean_squared_error(
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor | None = None, batch_size: int = 1024
+) -> float:
     """MSE of the model against the teacher on uint8 or [0,1] images (N, 3, 32, 32).
 
     `targets` are the teacher's outputs when already computed (training keeps them); else made per batch."""
@@ -48,8 +49,11 @@ def fidelity(model: nn.Module, images: torch.Tensor) -> Fidelity:
     return Fidelity(len(images), mse, psnr(mse))
 
 
-def fidelity_on_dataset(model_path: str | Path, dataset: str, size: int = 10_000, seed: int = 0) -> tuple[str, Fidelity]:
-    """Fidelity of a checkpoint or exported model (any format) on a dataset's held-out images (CIFAR-10: its test split)."""
+def fidelity_on_dataset(
+    model_path: str | Path, dataset: str, size: int = 10_000, seed: int = 0
+) -> tuple[str, Fidelity]:
+    """Fidelity of a checkpoint or exported model (any format) on a dataset's held-out images
+    (CIFAR-10: its test split)."""
     from tuner.checkpoints import load_exported
     from tuner.data import evaluation_images
 

@@ -7,7 +7,8 @@ results code uses the same ones to explain afterwards why each trial ended.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def is_plateau(losses: Sequence[float], patience: int, min_delta: float) -> bool:

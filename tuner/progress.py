@@ -4,7 +4,7 @@
 and each trial's end go into the experiment's record (record.py) the moment they
 happen, so the tables never depend on Ray's own loggers. Each epoch also prints
 
-    [   41s] trial 3f2a epoch 2/3  val_loss 0.00231  val_psnr 26.4 dB | 1 done, 2 running, 1 pending | at most 1.5 min left
+    [  41s] trial 3f2a epoch 2/3  val_loss 0.00231  val_psnr 26.4 dB | 1 done, 2 running, 1 pending | at most 90 s left
 
 The estimate is an upper bound: every unfinished trial running to --max-epochs,
 as many at a time as fit, at the median epoch time measured so far.
@@ -12,10 +12,12 @@ as many at a time as fit, at the median epoch time measured so far.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ray.tune import Callback
 
@@ -32,8 +34,9 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def time_left(epochs_done: dict[str, int], num_samples: int, max_epochs: int, parallel: int,
-              epoch_seconds: float) -> float:
+def time_left(
+    epochs_done: dict[str, int], num_samples: int, max_epochs: int, parallel: int, epoch_seconds: float
+) -> float:
     """Upper bound on the sweep's remaining time: no trial stopped early, `parallel` trials at a time."""
     running = sum(max(0, max_epochs - n) for n in epochs_done.values())
     pending = max(0, num_samples - len(epochs_done)) * max_epochs
@@ -41,9 +44,15 @@ def time_left(epochs_done: dict[str, int], num_samples: int, max_epochs: int, pa
 
 
 class SweepMonitor(Callback):
-    def __init__(self, exp_dir: Path, num_samples: int, max_epochs: int, parallel: int,
-                 echo: Callable[[str], None] = print) -> None:
-        self.exp_dir, self.num_samples, self.max_epochs, self.parallel = Path(exp_dir), num_samples, max_epochs, parallel
+    def __init__(
+        self, exp_dir: Path, num_samples: int, max_epochs: int, parallel: int, echo: Callable[[str], None] = print
+    ) -> None:
+        self.exp_dir, self.num_samples, self.max_epochs, self.parallel = (
+            Path(exp_dir),
+            num_samples,
+            max_epochs,
+            parallel,
+        )
         self.echo = echo
         self.started = time.time()
         self.epoch_seconds: list[float] = []
@@ -71,9 +80,11 @@ class SweepMonitor(Callback):
         if result.get("epoch_time_s"):
             self.epoch_seconds.append(float(result["epoch_time_s"]))
         self.epochs_done[trial.trial_id] = int(result.get("epoch", 0))
-        self.echo(f"{self._prefix(trial)} epoch {result.get('epoch', '?')}/{self.max_epochs}  "
-                  f"val_loss {result.get('val_loss', float('nan')):.5f}  val_psnr {result.get('val_psnr', float('nan')):.2f} dB"
-                  f" | {self._counts()} | {self._estimate()}")
+        self.echo(
+            f"{self._prefix(trial)} epoch {result.get('epoch', '?')}/{self.max_epochs}  "
+            f"val_loss {result.get('val_loss', math.nan):.5f}  val_psnr {result.get('val_psnr', math.nan):.2f} dB"
+            f" | {self._counts()} | {self._estimate()}"
+        )
         if len(self.epoch_seconds) == 1:
             self.echo(f"first epoch took {duration(self.epoch_seconds[0])}: {self._budget()}")
 
@@ -83,14 +94,25 @@ class SweepMonitor(Callback):
         return f"{self.ended} done, {running} running, {pending} pending"
 
     def _estimate(self) -> str:
-        left = time_left(self.epochs_done, self.num_samples - self.ended, self.max_epochs, self.parallel,
-                         statistics.median(self.epoch_seconds)) if self.epoch_seconds else 0.0
+        left = (
+            time_left(
+                self.epochs_done,
+                self.num_samples - self.ended,
+                self.max_epochs,
+                self.parallel,
+                statistics.median(self.epoch_seconds),
+            )
+            if self.epoch_seconds
+            else 0.0
+        )
         return f"at most {duration(left)} left"
 
     def _budget(self) -> str:
         whole = self.num_samples * self.max_epochs * self.epoch_seconds[0] / max(1, self.parallel)
-        return (f"{self.num_samples} trials x {self.max_epochs} epochs, {self.parallel} at a time, take at most "
-                f"{duration(whole)}; early stopping usually ends most trials sooner")
+        return (
+            f"{self.num_samples} trials x {self.max_epochs} epochs, {self.parallel} at a time, take at most "
+            f"{duration(whole)}; early stopping usually ends most trials sooner"
+        )
 
     def _ended(self, trial: Any, outcome: str, error: str = "") -> None:
         record.append(self.exp_dir, "end", trial.trial_id, outcome=outcome, error=error)

@@ -21,8 +21,9 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import ray
 
@@ -32,8 +33,10 @@ CONNECT_TIMEOUT_S = float(os.environ.get("TUNER_CONNECT_TIMEOUT_S", "30"))
 START_TIMEOUT_S = 120.0
 RUN_TIMEOUT_S = 3600.0
 # Run in a child process: a cluster that never answers makes ray.init wait forever in C++.
-_PROBE = ("import sys, ray; ray.init(address=sys.argv[1], include_dashboard=False, "
-          "logging_level='ERROR', log_to_driver=False); ray.shutdown()")
+_PROBE = (
+    "import sys, ray; ray.init(address=sys.argv[1], include_dashboard=False, "
+    "logging_level='ERROR', log_to_driver=False); ray.shutdown()"
+)
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,13 @@ class RayInfo:
 
 
 def _alive_nodes() -> tuple[Node, ...]:
-    return tuple(Node(n["NodeID"], n.get("NodeManagerAddress", ""), n["Resources"].get("CPU", 0.0),
-                      n["Resources"].get("GPU", 0.0)) for n in ray.nodes() if n.get("Alive"))
+    return tuple(
+        Node(
+            n["NodeID"], n.get("NodeManagerAddress", ""), n["Resources"].get("CPU", 0.0), n["Resources"].get("GPU", 0.0)
+        )
+        for n in ray.nodes()
+        if n.get("Alive")
+    )
 
 
 _address: str | None = None  # the cluster connect() joined; None for a local instance
@@ -104,22 +112,35 @@ def _probe(address: str) -> None:
         try:
             socket.create_connection((host, int(port)), timeout=5).close()
         except OSError as exc:
-            raise ClusterError(f"nothing answers at {address} ({exc.strerror or exc}); check the address "
-                               "(`ray start --head` prints it) and that the cluster is up") from None
+            raise ClusterError(
+                f"nothing answers at {address} ({exc.strerror or exc}); check the address "
+                "(`ray start --head` prints it) and that the cluster is up"
+            ) from None
     try:
-        done = subprocess.run([sys.executable, "-c", _PROBE, address], capture_output=True, text=True,
-                              timeout=CONNECT_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE, address],
+            capture_output=True,
+            text=True,
+            timeout=CONNECT_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
-        raise ClusterError(f"no Ray cluster answered at {address} within {CONNECT_TIMEOUT_S:.0f} s; check the address "
-                           "and that the cluster is up (`ray status` on its head node)") from None
+        raise ClusterError(
+            f"no Ray cluster answered at {address} within {CONNECT_TIMEOUT_S:.0f} s; check the address "
+            "and that the cluster is up (`ray status` on its head node)"
+        ) from None
     if done.returncode == 0:
         return
     if "InvalidAuthToken" in done.stderr or "Unauthenticated" in done.stderr:
-        raise ClusterError(f"the Ray cluster at {address} requires token authentication; set RAY_AUTH_MODE=token and "
-                           "provide the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN")
+        raise ClusterError(
+            f"the Ray cluster at {address} requires token authentication; set RAY_AUTH_MODE=token and "
+            "provide the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+        )
     last = next((line for line in reversed(done.stderr.strip().splitlines()) if line.strip()), "no output")
-    raise ClusterError(f"cannot join the Ray cluster at {address} ({last.strip()[:120]}); check the address, "
-                       "and that this machine runs the cluster's Ray and Python versions")
+    raise ClusterError(
+        f"cannot join the Ray cluster at {address} ({last.strip()[:120]}); check the address, "
+        "and that this machine runs the cluster's Ray and Python versions"
+    )
 
 
 def check_fits(found: RayInfo, cpus: float, gpus: float, what: str, fix: str) -> None:
@@ -128,8 +149,10 @@ def check_fits(found: RayInfo, cpus: float, gpus: float, what: str, fix: str) ->
         return
     big = found.largest
     gpu_note = "; no node has a GPU" if gpus > 0 and not any(n.gpus for n in found.nodes) else ""
-    raise ClusterError(f"{what} asks for {cpus:g} CPUs and {gpus:g} GPUs on one node, but the largest node has "
-                       f"{big.cpus:g} CPUs and {big.gpus:g} GPUs{gpu_note}; {fix}")
+    raise ClusterError(
+        f"{what} asks for {cpus:g} CPUs and {gpus:g} GPUs on one node, but the largest node has "
+        f"{big.cpus:g} CPUs and {big.gpus:g} GPUs{gpu_note}; {fix}"
+    )
 
 
 def slots(found: RayInfo, cpus: float, gpus: float) -> int:
@@ -153,20 +176,32 @@ class _Worker:
         return fn(*args)
 
 
-def run_on_node(fn: Callable[..., Any], args: tuple, cpus: float, gpus: float, what: str, fix: str,
-                start_timeout: float = START_TIMEOUT_S, run_timeout: float = RUN_TIMEOUT_S) -> Any:
+def run_on_node(
+    fn: Callable[..., Any],
+    args: tuple,
+    cpus: float,
+    gpus: float,
+    what: str,
+    fix: str,
+    start_timeout: float = START_TIMEOUT_S,
+    run_timeout: float = RUN_TIMEOUT_S,
+) -> Any:
     """fn(*args) in a Ray worker holding `cpus` and `gpus` on one node, with a bound on starting and on running."""
     check_fits(info(), cpus, gpus, what, fix)
     worker = ray.remote(_Worker).options(num_cpus=cpus, num_gpus=gpus).remote()
     try:
         started, _ = ray.wait([worker.ready.remote()], timeout=start_timeout)
         if not started:
-            raise ClusterError(f"{what} did not start within {start_timeout:.0f} s: no node has {cpus:g} CPUs and "
-                               f"{gpus:g} GPUs free now (free: {_free()}); wait for other work to end, or {fix}")
+            raise ClusterError(
+                f"{what} did not start within {start_timeout:.0f} s: no node has {cpus:g} CPUs and "
+                f"{gpus:g} GPUs free now (free: {_free()}); wait for other work to end, or {fix}"
+            )
         try:
             return ray.get(worker.run.remote(fn, *args), timeout=run_timeout)
         except ray.exceptions.GetTimeoutError:
-            raise ClusterError(f"{what} did not finish within {run_timeout:.0f} s; time fewer images or batch sizes") from None
+            raise ClusterError(
+                f"{what} did not finish within {run_timeout:.0f} s; time fewer images or batch sizes"
+            ) from None
     finally:
         ray.kill(worker)
 

@@ -24,8 +24,14 @@ from tuner.experiments import Experiment
 from tuner.search_spaces import SearchSpace, load_space
 from tuner.teacher import teach, to_float
 
-MARKERS = {"completed": ("*", "tab:green"), "asha": ("x", "tab:red"), "plateau": ("o", "tab:orange"),
-           "diverged": ("X", "black"), "error": ("s", "black"), "unfinished": (">", "tab:gray")}
+MARKERS = {
+    "completed": ("*", "tab:green"),
+    "asha": ("x", "tab:red"),
+    "plateau": ("o", "tab:orange"),
+    "diverged": ("X", "black"),
+    "error": ("s", "black"),
+    "unfinished": (">", "tab:gray"),
+}
 MIN_TRIALS_FOR_IMPORTANCE = 4
 
 
@@ -48,13 +54,15 @@ def _plot_curves(exp: Experiment, path: Path) -> None:
         h = h[h[METRIC].notna()]
         if h.empty:
             continue
-        line, = ax.plot(h["epoch"], h[METRIC], alpha=0.7, lw=1)
+        (line,) = ax.plot(h["epoch"], h[METRIC], alpha=0.7, lw=1)
         marker, colour = MARKERS.get(trial["status"], ("?", "gray"))
         ax.scatter(h["epoch"].iloc[-1], h[METRIC].iloc[-1], marker=marker, color=colour, s=60, zorder=3)
     for status, (marker, colour) in MARKERS.items():
         if status in set(exp.trials["status"]):
             ax.scatter([], [], marker=marker, color=colour, label=status)
-    ax.set(yscale="log", xlabel="epoch", ylabel="validation MSE (log)", title=f"{exp.name}: every trial, and why it ended")
+    ax.set(
+        yscale="log", xlabel="epoch", ylabel="validation MSE (log)", title=f"{exp.name}: every trial, and why it ended"
+    )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(title="ended by", fontsize=8)
     fig.tight_layout()
@@ -70,7 +78,7 @@ def _plot_params(exp: Experiment, space: SearchSpace | None, path: Path) -> bool
         return False
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.5), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(axes[0], names, strict=True):
         ax.scatter(ok[f"config/{name}"], ok[METRIC], c="tab:blue")
         log = space and any(p.name == name and p.type == "loguniform" for p in space.params)
         ax.set(xlabel=name, ylabel="final val MSE", yscale="log", xscale="log" if log else "linear")
@@ -91,8 +99,12 @@ def _plot_samples(exp: Experiment, path: Path, count: int = 6) -> str | None:
     x = to_float(images)
     teacher, student = teach(images), model(x)
     plt = _pyplot()
-    columns = [("input", x.permute(0, 2, 3, 1)), ("teacher", teacher[:, 0]), ("model", student[:, 0]),
-               ("|difference| x5", (student - teacher).abs()[:, 0] * 5)]
+    columns = [
+        ("input", x.permute(0, 2, 3, 1)),
+        ("teacher", teacher[:, 0]),
+        ("model", student[:, 0]),
+        ("|difference| x5", (student - teacher).abs()[:, 0] * 5),
+    ]
     fig, axes = plt.subplots(len(images), 4, figsize=(6, 1.6 * len(images)), squeeze=False)
     for row in range(len(images)):
         for col, (title, data) in enumerate(columns):
@@ -147,30 +159,51 @@ def write_report(exp: Experiment) -> Path:
     has_params = _plot_params(exp, space, out / "params.png")
     samples_missing = _plot_samples(exp, out / "samples.png") if exp.best else "no trial finished an epoch"
     run, full = compute_saved(exp)
-    lines = [f"# Sweep report: {exp.name}", "",
-             f"Dataset: {exp.dataset}; {len(exp.trials)} trials; "
-             f"state: {exp.state}; search space: {space.name if space else exp.settings.space}.", ""]
+    lines = [
+        f"# Sweep report: {exp.name}",
+        "",
+        f"Dataset: {exp.dataset}; {len(exp.trials)} trials; "
+        f"state: {exp.state}; search space: {space.name if space else exp.settings.space}.",
+        "",
+    ]
     if exp.best:
         m = exp.best["metrics"]
-        lines += [f"**Best trial {exp.best['trial_id']}**: val PSNR {m['val_psnr']:.2f} dB (val MSE {m[METRIC]:.3g}) "
-                  f"after {m['epochs']} epochs.", "", "| parameter | value |", "|---|---|"]
-        lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in exp.best["config"].items()]
+        lines += [
+            f"**Best trial {exp.best['trial_id']}**: val PSNR {m['val_psnr']:.2f} dB (val MSE {m[METRIC]:.3g}) "
+            f"after {m['epochs']} epochs.",
+            "",
+            "| parameter | value |",
+            "|---|---|",
+        ]
+        lines += [
+            f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in exp.best["config"].items()
+        ]
         lines.append("")
     counts = exp.trials["status"].value_counts().to_dict()
-    lines += ["## Early stopping", "",
-              f"Trials by how they ended: {', '.join(f'{k} {v}' for k, v in counts.items())}.", "",
-              f"Epochs run: {run} of {full} had every trial run to {exp.settings.max_epochs} epochs: "
-              f"early stopping saved {1 - run / full:.0%} of the training compute." if full else "", "",
-              "![validation loss per epoch](val_loss.png)", ""]
+    lines += [
+        "## Early stopping",
+        "",
+        f"Trials by how they ended: {', '.join(f'{k} {v}' for k, v in counts.items())}.",
+        "",
+        f"Epochs run: {run} of {full} had every trial run to {exp.settings.max_epochs} epochs: "
+        f"early stopping saved {1 - run / full:.0%} of the training compute."
+        if full
+        else "",
+        "",
+        "![validation loss per epoch](val_loss.png)",
+        "",
+    ]
     if has_params:
         lines += ["## Parameters against final validation loss", "", "![parameters](params.png)", ""]
     imp = importance(exp, space)
     lines += ["## Parameter importance (Optuna, fANOVA)", ""]
-    lines += [f"| parameter | importance |\n|---|---|"] + [f"| {k} | {v:.2f} |" for k, v in imp.items()] if imp else \
-             [f"Needs at least {MIN_TRIALS_FOR_IMPORTANCE} trials with a final loss inside the search space."]
+    lines += (
+        ["| parameter | importance |\n|---|---|"] + [f"| {k} | {v:.2f} |" for k, v in imp.items()]
+        if imp
+        else [f"Needs at least {MIN_TRIALS_FOR_IMPORTANCE} trials with a final loss inside the search space."]
+    )
     lines += ["", "## Held-out images: input, teacher, model, difference", ""]
     lines += ["![samples](samples.png)"] if not samples_missing else [f"Not drawn: {samples_missing}."]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
-

@@ -30,8 +30,16 @@ from tuner.settings import SweepSettings, load_settings
 
 HISTORY_COLUMNS = ["trial_id", "epoch", "train_loss", "val_loss", "val_psnr", "epoch_time_s", "time_total_s"]
 TRIAL_COLUMNS = [
-    "trial_id", "status", "epochs", "val_loss", "val_psnr", "best_val_loss", "best_val_psnr",
-    "train_loss", "node_id", "checkpoint",
+    "trial_id",
+    "status",
+    "epochs",
+    "val_loss",
+    "val_psnr",
+    "best_val_loss",
+    "best_val_psnr",
+    "train_loss",
+    "node_id",
+    "checkpoint",
 ]
 
 
@@ -48,7 +56,8 @@ def _latest_checkpoint(trial_dir: Path) -> str:
 
 
 def _status(trial: record.TrialRecord, settings: SweepSettings) -> str:
-    """How a trial ended. Ray's TERMINATED covers finishing, ASHA and the stopper alike: the history tells them apart."""
+    """How a trial ended. Ray's TERMINATED covers finishing, ASHA and the stopper alike;
+    the history tells them apart."""
     losses = [float(e[METRIC]) if e[METRIC] is not None else math.nan for e in trial.epochs]
     if trial.outcome == "error":
         return "error"
@@ -93,8 +102,11 @@ def collect(exp_dir: Path) -> Summary:
     settings, _ = load_settings(exp_dir)
     trials_by_id = record.read(exp_dir)
     rows = [_trial_row(exp_dir, t, settings) for t in trials_by_id.values()]
-    epochs = [{"trial_id": t.trial_id, **{c: _number(e.get(c)) for c in HISTORY_COLUMNS[1:]}}
-              for t in trials_by_id.values() for e in t.epochs]
+    epochs = [
+        {"trial_id": t.trial_id, **{c: _number(e.get(c)) for c in HISTORY_COLUMNS[1:]}}
+        for t in trials_by_id.values()
+        for e in t.epochs
+    ]
     trials = pd.DataFrame(rows, columns=TRIAL_COLUMNS if not rows else None)
     if rows:
         trials = trials.sort_values(METRIC, na_position="last", kind="stable").reset_index(drop=True)
@@ -106,7 +118,11 @@ def collect(exp_dir: Path) -> Summary:
 
 def _best(trials: pd.DataFrame) -> dict[str, Any] | None:
     # Chosen by metrics alone: a best trial whose checkpoint went missing is reported as such, not skipped.
-    usable = trials[trials[METRIC].notna() & trials["status"].isin(["completed", "asha", "plateau", "unfinished"])] if len(trials) else trials
+    usable = (
+        trials[trials[METRIC].notna() & trials["status"].isin(["completed", "asha", "plateau", "unfinished"])]
+        if len(trials)
+        else trials
+    )
     if not len(usable):
         return None
     top = usable.iloc[0]
@@ -132,8 +148,15 @@ def summarise(exp_dir: Path) -> Summary:
 
         state = load_checkpoint(summary.best["checkpoint"])
         model_file = exp_dir / BEST_MODEL_FILE
-        torch.save({"model_config": state["model_config"], "model": state["model"], "metrics": summary.best["metrics"],
-                    "trial_id": summary.best["trial_id"]}, model_file)
+        torch.save(
+            {
+                "model_config": state["model_config"],
+                "model": state["model"],
+                "metrics": summary.best["metrics"],
+                "trial_id": summary.best["trial_id"],
+            },
+            model_file,
+        )
         summary.best["model_file"] = str(model_file)
         (exp_dir / "best.json").write_text(json.dumps(summary.best, indent=2))
     return summary
@@ -142,8 +165,14 @@ def summarise(exp_dir: Path) -> Summary:
 LEADERBOARD_COLUMNS = ["trial_id", "status", "epochs", "val_psnr", METRIC]
 
 
-def leaderboard(trials: pd.DataFrame, sort: str = METRIC, descending: bool = False, top: int = 5,
-                columns: list[str] | None = None, statuses: list[str] | None = None) -> pd.DataFrame:
+def leaderboard(
+    trials: pd.DataFrame,
+    sort: str = METRIC,
+    descending: bool = False,
+    top: int = 5,
+    columns: list[str] | None = None,
+    statuses: list[str] | None = None,
+) -> pd.DataFrame:
     """The trials to show: filtered by status, sorted, the first `top`, in `columns` (names or parameters)."""
     if statuses:
         unknown = set(statuses) - set(STATUSES)
@@ -159,7 +188,9 @@ def leaderboard(trials: pd.DataFrame, sort: str = METRIC, descending: bool = Fal
     wanted = [c if c in trials.columns else f"config/{c}" for c in wanted]
     missing = [c for c in wanted if c not in trials.columns]
     if missing:
-        raise TunerError(f"unknown columns {[m.removeprefix('config/') for m in missing]}; use some of: {', '.join(trials.columns)}")
+        raise TunerError(
+            f"unknown columns {[m.removeprefix('config/') for m in missing]}; use some of: {', '.join(trials.columns)}"
+        )
     return trials[wanted].head(top)
 
 

@@ -82,11 +82,16 @@ def resolve_path(name_or_path: str) -> Path:
     path = Path(name_or_path).expanduser()
     if path.suffix in {".yaml", ".yml"} or path.exists():
         if not path.is_file():
-            raise SearchSpaceError(f"search space file {path} does not exist; pass a YAML file or one of: {', '.join(available_spaces())}")
+            raise SearchSpaceError(
+                f"search space file {path} does not exist; pass a YAML file or one of: {', '.join(available_spaces())}"
+            )
         return path
     named = SPACES_DIR / f"{name_or_path}.yaml"
     if not named.is_file():
-        raise SearchSpaceError(f"unknown search space {name_or_path!r}; use one of: {', '.join(available_spaces())}, or a path to a YAML file")
+        raise SearchSpaceError(
+            f"unknown search space {name_or_path!r}; "
+            f"use one of: {', '.join(available_spaces())}, or a path to a YAML file"
+        )
     return named
 
 
@@ -100,7 +105,9 @@ def load_space(name_or_path: str) -> SearchSpace:
         raise SearchSpaceError(f"{path}: needs a non-empty 'params:' mapping of parameter name -> {{type, low, high}}")
     extra = set(doc) - {"params", "fixed", "start", "description"}
     if extra:
-        raise SearchSpaceError(f"{path}: unknown top-level keys {sorted(extra)}; allowed: params, fixed, start, description")
+        raise SearchSpaceError(
+            f"{path}: unknown top-level keys {sorted(extra)}; allowed: params, fixed, start, description"
+        )
     fixed = doc.get("fixed") or {}
     if not isinstance(fixed, dict):
         raise SearchSpaceError(f"{path}: 'fixed:' must be a mapping of setting -> value")
@@ -122,7 +129,9 @@ def _parse_start(path: Path, start: Any, params: tuple[Param, ...]) -> tuple[dic
         raise SearchSpaceError(f"{path}: 'start:' must be a list of mappings, one per point")
     for point in start:
         if set(point) != names:
-            raise SearchSpaceError(f"{path}: start point {point} must set exactly the searched parameters {sorted(names)}")
+            raise SearchSpaceError(
+                f"{path}: start point {point} must set exactly the searched parameters {sorted(names)}"
+            )
     return tuple(start)
 
 
@@ -154,7 +163,9 @@ def _parse_param(path: Path, name: str, spec: Any) -> Param:
         raise SearchSpaceError(f"{path}: parameter {name!r} ({kind}) is missing {', '.join(missing)}")
     extra = set(spec) - set(needed) - {"type"}
     if extra:
-        raise SearchSpaceError(f"{path}: parameter {name!r} ({kind}) has unknown keys {sorted(extra)}; it takes {', '.join(needed)}")
+        raise SearchSpaceError(
+            f"{path}: parameter {name!r} ({kind}) has unknown keys {sorted(extra)}; it takes {', '.join(needed)}"
+        )
     if kind == "choice":
         values = spec["values"]
         if not isinstance(values, list) or not values:
@@ -164,7 +175,9 @@ def _parse_param(path: Path, name: str, spec: Any) -> Param:
     if not low < high:
         raise SearchSpaceError(f"{path}: parameter {name!r}: low ({low:g}) must be below high ({high:g})")
     if kind == "loguniform" and low <= 0:
-        raise SearchSpaceError(f"{path}: parameter {name!r}: loguniform needs low > 0 (got {low:g}); use uniform or a positive low")
+        raise SearchSpaceError(
+            f"{path}: parameter {name!r}: loguniform needs low > 0 (got {low:g}); use uniform or a positive low"
+        )
     if kind == "int" and (low != int(low) or high != int(high)):
         raise SearchSpaceError(f"{path}: parameter {name!r}: int bounds must be whole numbers")
     return Param(name, kind, low, high)

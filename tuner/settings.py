@@ -19,12 +19,25 @@ SETTINGS_FILE = "sweep.json"
 
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(
-        dataset="auto", num_samples=4, max_epochs=3, grace_period=1, reduction_factor=2,
-        train_size=8_192, val_size=1_024, cpus_per_trial=1.0,
+        dataset="auto",
+        num_samples=4,
+        max_epochs=3,
+        grace_period=1,
+        reduction_factor=2,
+        train_size=8_192,
+        val_size=1_024,
+        cpus_per_trial=1.0,
     ),
     "full": dict(
-        dataset="cifar10", num_samples=40, max_epochs=30, grace_period=3, reduction_factor=3,
-        train_size=45_000, val_size=5_000, cpus_per_trial=2.0, patience=4,
+        dataset="cifar10",
+        num_samples=40,
+        max_epochs=30,
+        grace_period=3,
+        reduction_factor=3,
+        train_size=45_000,
+        val_size=5_000,
+        cpus_per_trial=2.0,
+        patience=4,
     ),
 }
 
@@ -56,27 +69,55 @@ class SweepSettings:
         """Every flag is checked here, before a directory is created or Ray is started."""
         for key in ("num_samples", "max_epochs", "grace_period", "patience", "train_size", "val_size"):
             if getattr(self, key) < 1:
-                raise SettingsError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(self, key)}; pass 1 or more")
+                raise SettingsError(
+                    f"--{key.replace('_', '-')} must be at least 1, got {getattr(self, key)}; pass 1 or more"
+                )
         checks = [
-            (self.grace_period <= self.max_epochs, f"--grace-period ({self.grace_period}) exceeds --max-epochs ({self.max_epochs}); lower it"),
-            (self.reduction_factor >= 2, f"--reduction-factor must be at least 2, got {self.reduction_factor}; pass 2 or more"),
-            (0 <= self.min_delta < 1, f"--min-delta is a relative improvement in [0, 1), got {self.min_delta}; try 0.01"),
+            (
+                self.grace_period <= self.max_epochs,
+                f"--grace-period ({self.grace_period}) exceeds --max-epochs ({self.max_epochs}); lower it",
+            ),
+            (
+                self.reduction_factor >= 2,
+                f"--reduction-factor must be at least 2, got {self.reduction_factor}; pass 2 or more",
+            ),
+            (
+                0 <= self.min_delta < 1,
+                f"--min-delta is a relative improvement in [0, 1), got {self.min_delta}; try 0.01",
+            ),
             (self.cpus_per_trial > 0, f"--cpus-per-trial must be above 0, got {self.cpus_per_trial}; try 1"),
-            (self.gpus_per_trial >= 0, f"--gpus-per-trial must be 0 or more, got {self.gpus_per_trial}; try 0.25 to share a GPU"),
-            (self.concurrency is None or self.concurrency >= 1, f"--concurrency must be at least 1, got {self.concurrency}; leave it out to use every CPU"),
-            (self.max_failures >= 0, f"--max-failures must be 0 or more, got {self.max_failures}; pass 0 for no retries"),
+            (
+                self.gpus_per_trial >= 0,
+                f"--gpus-per-trial must be 0 or more, got {self.gpus_per_trial}; try 0.25 to share a GPU",
+            ),
+            (
+                self.concurrency is None or self.concurrency >= 1,
+                f"--concurrency must be at least 1, got {self.concurrency}; leave it out to use every CPU",
+            ),
+            (
+                self.max_failures >= 0,
+                f"--max-failures must be 0 or more, got {self.max_failures}; pass 0 for no retries",
+            ),
             (self.seed >= 0, f"--seed must be 0 or more, got {self.seed}; pass a non-negative integer"),
-            (self.name not in {"", ".", ".."} and "/" not in self.name and not self.name.startswith("-"),
-             f"--name {self.name!r} must be a plain directory name; use letters, digits, '-' or '_'"),
+            (
+                self.name not in {"", ".", ".."} and "/" not in self.name and not self.name.startswith("-"),
+                f"--name {self.name!r} must be a plain directory name; use letters, digits, '-' or '_'",
+            ),
         ]
         for ok, message in checks:
             if not ok:
                 raise SettingsError(message)
-        if not self.remote_storage and Path(self.storage).expanduser().exists() and not Path(self.storage).expanduser().is_dir():
-            raise SettingsError(f"--storage {self.storage} is a file, not a directory; pass a directory (it is created if missing)")
+        if (
+            not self.remote_storage
+            and Path(self.storage).expanduser().exists()
+            and not Path(self.storage).expanduser().is_dir()
+        ):
+            raise SettingsError(
+                f"--storage {self.storage} is a file, not a directory; pass a directory (it is created if missing)"
+            )
 
     @classmethod
-    def from_preset(cls, preset: str, **overrides: Any) -> "SweepSettings":
+    def from_preset(cls, preset: str, **overrides: Any) -> SweepSettings:
         if preset not in PRESETS:
             raise SettingsError(f"unknown preset {preset!r}; use one of: {', '.join(PRESETS)}")
         given = {k: v for k, v in overrides.items() if v is not None}
@@ -110,5 +151,6 @@ def load_settings(directory: Path) -> tuple[SweepSettings, dict[str, Any]]:
     """Settings saved by `save`, and the extra keys recorded with them."""
     doc = json.loads((Path(directory) / SETTINGS_FILE).read_text())
     known = {f.name for f in fields(SweepSettings)}
-    return SweepSettings(**{k: v for k, v in doc.items() if k in known}), {k: v for k, v in doc.items() if k not in known}
-
+    return SweepSettings(**{k: v for k, v in doc.items() if k in known}), {
+        k: v for k, v in doc.items() if k not in known
+    }

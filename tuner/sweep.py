@@ -19,10 +19,11 @@ import logging
 import os
 import shlex
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import optuna
 from ray import tune
@@ -64,13 +65,20 @@ def _searcher(settings: SweepSettings, space: SearchSpace) -> OptunaSearch:
     # TPE's default of 10 random start-up trials would make a small sweep pure random search.
     startup = max(2, min(10, settings.num_samples // 3))
     sampler = optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=startup)
-    return OptunaSearch(metric=METRIC, mode=MODE, sampler=sampler, points_to_evaluate=[dict(p) for p in space.start] or None)
+    return OptunaSearch(
+        metric=METRIC, mode=MODE, sampler=sampler, points_to_evaluate=[dict(p) for p in space.start] or None
+    )
 
 
 def _connect_and_check(settings: SweepSettings, address: str | None, echo: Callable[[str], None]) -> RayInfo:
     found = connect(address, echo)
-    check_fits(found, settings.cpus_per_trial, settings.gpus_per_trial, "each trial",
-               "lower --cpus-per-trial / --gpus-per-trial, or add a node that large")
+    check_fits(
+        found,
+        settings.cpus_per_trial,
+        settings.gpus_per_trial,
+        "each trial",
+        "lower --cpus-per-trial / --gpus-per-trial, or add a node that large",
+    )
     return found
 
 
@@ -78,15 +86,18 @@ def _data(settings: SweepSettings, dataset: str | None, echo: Callable[[str], No
     started = time.time()
     splits = images_of(settings, dataset)
     data = with_targets(splits)
-    echo(f"data: {splits.source}, {len(splits.train)} train / {len(splits.val)} val images, "
-         f"teacher targets ready in {time.time() - started:.1f}s")
+    echo(
+        f"data: {splits.source}, {len(splits.train)} train / {len(splits.val)} val images, "
+        f"teacher targets ready in {time.time() - started:.1f}s"
+    )
     return data, splits
 
 
 def _with_data(trainable: Callable[..., None], data: TeacherData, settings: SweepSettings) -> Any:
     """The trainable as Ray runs it: data from the object store, resources per trial (fractional GPUs allowed)."""
-    return tune.with_resources(tune.with_parameters(trainable, data=data),
-                               {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
+    return tune.with_resources(
+        tune.with_parameters(trainable, data=data), {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+    )
 
 
 def run_sweep(
@@ -97,8 +108,10 @@ def run_sweep(
     """Run a new sweep to the end and summarise it. `trainable` is replaceable for tests."""
     exp_dir = settings.experiment_dir
     if exp_dir.exists():
-        raise ExperimentExistsError(f"experiment {settings.name!r} already exists in {exp_dir.parent}; continue it with "
-                                    f"`tuner sweep --resume {shlex.quote(settings.name)}`, or choose another --name")
+        raise ExperimentExistsError(
+            f"experiment {settings.name!r} already exists in {exp_dir.parent}; continue it with "
+            f"`tuner sweep --resume {shlex.quote(settings.name)}`, or choose another --name"
+        )
     space = load_space(settings.space)
     check_spec(settings.dataset)
     found = _connect_and_check(settings, settings.address, echo)
@@ -106,20 +119,30 @@ def run_sweep(
     try:
         exp_dir.mkdir(parents=True)
     except FileExistsError:  # another sweep took the name while the data was being made
-        raise ExperimentExistsError(f"experiment {settings.name!r} was just created by another sweep; choose another --name") from None
+        raise ExperimentExistsError(
+            f"experiment {settings.name!r} was just created by another sweep; choose another --name"
+        ) from None
     except OSError as exc:
         raise SettingsError(f"cannot create {exp_dir} ({exc.strerror}); choose another --storage") from None
     settings.save(exp_dir, dataset_used=splits.source, search_space=str(space.path))
-    parallel = settings.concurrency or min(settings.num_samples, slots(found, settings.cpus_per_trial, settings.gpus_per_trial))
+    parallel = settings.concurrency or min(
+        settings.num_samples, slots(found, settings.cpus_per_trial, settings.gpus_per_trial)
+    )
     monitor = SweepMonitor(exp_dir, settings.num_samples, settings.max_epochs, parallel, echo)
     tuner = tune.Tuner(
         _with_data(trainable, data, settings),
         param_space={**space.to_tune(), "max_epochs": settings.max_epochs, "seed": settings.seed},
         tune_config=tune.TuneConfig(
-            metric=METRIC, mode=MODE, num_samples=settings.num_samples,
+            metric=METRIC,
+            mode=MODE,
+            num_samples=settings.num_samples,
             search_alg=_searcher(settings, space),
-            scheduler=ASHAScheduler(time_attr="training_iteration", max_t=settings.max_epochs,
-                                    grace_period=settings.grace_period, reduction_factor=settings.reduction_factor),
+            scheduler=ASHAScheduler(
+                time_attr="training_iteration",
+                max_t=settings.max_epochs,
+                grace_period=settings.grace_period,
+                reduction_factor=settings.reduction_factor,
+            ),
             max_concurrent_trials=parallel,
             trial_dirname_creator=_trial_dirname,
         ),
@@ -133,8 +156,10 @@ def run_sweep(
             verbose=0,
         ),
     )
-    echo(f"sweep {settings.name!r}: {settings.num_samples} trials, up to {settings.max_epochs} epochs each, "
-         f"{parallel} at a time; space {space.name} ({', '.join(p.name for p in space.params)})")
+    echo(
+        f"sweep {settings.name!r}: {settings.num_samples} trials, up to {settings.max_epochs} epochs each, "
+        f"{parallel} at a time; space {space.name} ({', '.join(p.name for p in space.params)})"
+    )
     return _fit_and_summarise(tuner, exp_dir, settings, splits.benchmark_images, echo)
 
 
@@ -151,28 +176,42 @@ def resume_sweep(
     exp_dir = find_experiment(name_or_path, RESULTS_DIR if "://" in storage else storage)
     state = read_state(exp_dir)
     if state == "finished":
-        echo(f"experiment {exp_dir.name!r} already finished; nothing to resume (see tuner results {shlex.quote(exp_dir.name)})")
+        echo(
+            f"experiment {exp_dir.name!r} already finished; nothing to resume "
+            f"(see tuner results {shlex.quote(exp_dir.name)})"
+        )
         return SweepOutcome(exp_dir, results.collect(exp_dir), interrupted=False)
     if state == "running":
-        raise ExperimentError(f"experiment {exp_dir.name!r} is still running in another process; wait for it or stop it first")
+        raise ExperimentError(
+            f"experiment {exp_dir.name!r} is still running in another process; wait for it or stop it first"
+        )
     settings, info = load_settings(exp_dir)
     if not tune.Tuner.can_restore(settings.ray_experiment_path):
-        raise ExperimentError(f"experiment {exp_dir.name!r} was interrupted before Ray saved any state; "
-                              "start it again under a new --name")
+        raise ExperimentError(
+            f"experiment {exp_dir.name!r} was interrupted before Ray saved any state; start it again under a new --name"
+        )
     _connect_and_check(settings, address or settings.address, echo)
     data, splits = _data(settings, info.get("dataset_used"), echo)
     trials = record.read(exp_dir)
-    echo(f"resuming {exp_dir.name!r}: {sum(t.outcome is not None for t in trials.values())} of "
-         f"{settings.num_samples} trials finished, {len(record.unfinished(exp_dir))} to continue")
+    echo(
+        f"resuming {exp_dir.name!r}: {sum(t.outcome is not None for t in trials.values())} of "
+        f"{settings.num_samples} trials finished, {len(record.unfinished(exp_dir))} to continue"
+    )
     try:
         # Errored trials stay errors: each already had its --max-failures retries.
         with _quiet_ray():
-            tuner = tune.Tuner.restore(settings.ray_experiment_path, trainable=_with_data(trainable, data, settings),
-                                       resume_unfinished=True, resume_errored=False)
+            tuner = tune.Tuner.restore(
+                settings.ray_experiment_path,
+                trainable=_with_data(trainable, data, settings),
+                resume_unfinished=True,
+                resume_errored=False,
+            )
     except Exception as exc:  # Ray's pickled state: truncated, or from another Ray version
-        raise ExperimentError(f"experiment {exp_dir.name!r} cannot be resumed: Ray's saved state is damaged "
-                              f"({first_line(exc, 80)}); its finished trials are still in `tuner results "
-                              f"{shlex.quote(exp_dir.name)}`; run the rest under a new --name") from None
+        raise ExperimentError(
+            f"experiment {exp_dir.name!r} cannot be resumed: Ray's saved state is damaged "
+            f"({first_line(exc, 80)}); its finished trials are still in `tuner results "
+            f"{shlex.quote(exp_dir.name)}`; run the rest under a new --name"
+        ) from None
     # The monitor comes back from Ray's pickled run config: point it at this run.
     for callback in tuner._local_tuner.get_run_config().callbacks or []:
         if isinstance(callback, SweepMonitor):
@@ -195,7 +234,7 @@ def _quiet_ray() -> Iterator[None]:
     try:
         yield
     finally:
-        for lg, level in zip(loggers, levels):
+        for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
         optuna.logging.set_verbosity(optuna_level)
         if new_output is None:
@@ -204,8 +243,9 @@ def _quiet_ray() -> Iterator[None]:
             os.environ["RAY_AIR_NEW_OUTPUT"] = new_output
 
 
-def _fit_and_summarise(tuner: tune.Tuner, exp_dir: Path, settings: SweepSettings, benchmark_images: Any,
-                       echo: Callable[[str], None]) -> SweepOutcome:
+def _fit_and_summarise(
+    tuner: tune.Tuner, exp_dir: Path, settings: SweepSettings, benchmark_images: Any, echo: Callable[[str], None]
+) -> SweepOutcome:
     """Run the tuner; whatever happens, write the tables of what exists and the experiment's state.
     Finished means: as many trials as asked for, each with an end in the record. A finished sweep then
     benchmarks its best model."""

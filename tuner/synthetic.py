@@ -24,7 +24,7 @@ def _upsampled_noise(g: torch.Generator, n: int, channels: int, low: int) -> tor
 def _shape_masks(g: torch.Generator, n: int) -> torch.Tensor:
     """One random rectangle or ellipse per image, edges from sharp to soft, (n, 1, 32, 32)."""
     ys, xs = torch.meshgrid(torch.arange(SIZE).float(), torch.arange(SIZE).float(), indexing="ij")
-    cx, cy = (torch.rand(2, n, 1, 1, generator=g) * SIZE)
+    cx, cy = torch.rand(2, n, 1, 1, generator=g) * SIZE
     rx, ry = 2 + torch.rand(2, n, 1, 1, generator=g) * 12
     softness = 0.05 + torch.rand(n, 1, 1, generator=g) * 1.5
     ellipse = ((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2 - 1.0

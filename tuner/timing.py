@@ -11,7 +11,8 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -45,12 +46,26 @@ def _timer() -> Any:
     return Timer
 
 
-def _row(device: str, method: str, batch: int, seconds: float, spread: float, copy_s: float, n_images: int, psnr: float | None) -> dict[str, Any]:
+def _row(
+    device: str,
+    method: str,
+    batch: int,
+    seconds: float,
+    spread: float,
+    copy_s: float,
+    n_images: int,
+    psnr: float | None,
+) -> dict[str, Any]:
     rate = batch / seconds
     return {
-        "device": device, "method": method, "batch_size": batch,
-        "images_per_s": rate, "set_s": n_images / rate, "spread": spread,
-        "images_per_s_with_copy": batch / (seconds + copy_s), "psnr_db": psnr,
+        "device": device,
+        "method": method,
+        "batch_size": batch,
+        "images_per_s": rate,
+        "set_s": n_images / rate,
+        "spread": spread,
+        "images_per_s_with_copy": batch / (seconds + copy_s),
+        "psnr_db": psnr,
     }
 
 
@@ -103,7 +118,7 @@ def measure_device(
             psnr = _psnr_of(run, images, device)
             for bs in batch_sizes:
                 xb = _exact_batch(on_device, bs)
-                t, spread = time_call(lambda: run(xb), min_run_time)
+                t, spread = time_call(lambda run=run, xb=xb: run(xb), min_run_time)
                 rows.append(_row(device, name, bs, t, spread, _copy_time(images, device, bs, min_run_time), n, psnr))
     return rows
 

@@ -16,8 +16,8 @@ import torch
 from ray import tune
 
 from tuner.checkpoints import load_checkpoint, save_checkpoint
-from tuner.data import TeacherData
 from tuner.configs import split_config
+from tuner.data import TeacherData
 from tuner.training import Trainer
 
 
@@ -25,8 +25,10 @@ def trial_device(gpus: float) -> str:
     """cuda for a trial that Ray gave (a share of) a GPU; Ray sets CUDA_VISIBLE_DEVICES to it."""
     if gpus and gpus > 0:
         if not torch.cuda.is_available():
-            raise RuntimeError(f"this trial was given {gpus} GPU but torch sees no CUDA device on node "
-                               f"{ray.get_runtime_context().get_node_id()}; install a CUDA build of torch there")
+            raise RuntimeError(
+                f"this trial was given {gpus} GPU but torch sees no CUDA device on node "
+                f"{ray.get_runtime_context().get_node_id()}; install a CUDA build of torch there"
+            )
         return "cuda"
     return "cpu"
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -38,8 +39,9 @@ def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
 
 
 class Trainer:
-    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, data: TeacherData,
-                 device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, model_cfg: ModelConfig, train_cfg: TrainConfig, data: TeacherData, device: str | torch.device = "cpu"
+    ) -> None:
         self.model_cfg, self.cfg, self.device = model_cfg, train_cfg, torch.device(device)
         # The data moves to the device once per trial, not per batch (on the CPU .to() is a no-op).
         self.data = data.to(self.device)
@@ -61,7 +63,9 @@ class Trainer:
         started = time.perf_counter()
         self.model.train()
         images, targets, bs = self.data.train_images, self.data.train_targets, self.cfg.batch_size
-        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.cfg.seed * 100_003 + self.epoch))
+        order = torch.randperm(
+            len(images), generator=torch.Generator().manual_seed(self.cfg.seed * 100_003 + self.epoch)
+        )
         order = order.to(self.device)  # same shuffle on every device: drawn on the CPU
         total_steps = self.steps_per_epoch * self.cfg.max_epochs
         loss_sum, seen = 0.0, 0
@@ -79,7 +83,11 @@ class Trainer:
                 break  # diverged: further steps only spread NaNs
         self.epoch += 1
         train_loss = loss_sum / max(1, seen)
-        val_loss = mean_squared_error(self.model, self.data.val_images, self.data.val_targets) if math.isfinite(train_loss) else math.nan
+        val_loss = (
+            mean_squared_error(self.model, self.data.val_images, self.data.val_targets)
+            if math.isfinite(train_loss)
+            else math.nan
+        )
         if not math.isfinite(val_loss):
             # Diverged. NaN, not inf: ASHA's cutoff (np.nanpercentile) skips NaN, while an inf would
             # turn every later cutoff at that rung into NaN and stop ASHA from cutting.
