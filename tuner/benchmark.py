@@ -1,17 +1,26 @@
 """`tuner benchmark NAME`: is the trained model a faster way to apply the teacher, on CPU and on GPU?
 
     tuner benchmark demo --device all          # CPU and (where a node has one) GPU rows
-    tuner benchmark demo --dataset folder:~/photos --batch-sizes 1,64,1024
+    tuner benchmark demo --artifact exported/model.onnx --batch-sizes 1,64,1024
+
+Rows: the teacher (image by image, batched, as one matmul), then the model as
+trained, as its exported TorchScript and ONNX files, and compiled; on the CPU at
+1 thread and at all the worker's threads. Each model row has its PSNR against
+the teacher and its GFLOP/s (FLOPs per image counted once). After the table, one
+sentence per device says from which batch size the model beats the teacher.
 
 Each device's rows run in a Ray worker that holds that device on one node
 (raycluster.run_on_node: checked against the nodes first, bounded waits), so
 the same command works on a workstation and on a cluster. The CPU worker takes
 the CPUs of the largest node unless --cpus says otherwise. Writes
-benchmark.csv and benchmark.png into the experiment directory.
+benchmark.csv, benchmark.json (the sentences) and benchmark.png into the
+experiment directory. At the end of a sweep only the quick rows run (the
+teacher and the model as trained).
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,64 +28,45 @@ from typing import Any
 import pandas as pd
 import torch
 
-from tuner.checkpoints import load_checkpoint
+from tuner.benchmark_table import crossover, format_table, with_speedups, write_outputs
+from tuner.checkpoints import load_checkpoint, load_exported, load_model, model_from_state
 from tuner.constants import BEST_MODEL_FILE, RESULTS_DIR
-from tuner.errors import TunerError
-from tuner.timing import measure_device
+from tuner.errors import ExportError, TunerError
+from tuner.teacher import to_float
+from tuner.timing import flops_per_image, measure_device
+from tuner.variants import KINDS
 
-DEFAULT_BATCH_SIZES = (1, 32, 128, 512, 2048)
+BATCH_SIZES = {"cpu": (1, 32, 128, 512, 2048), "cuda": (1, 32, 128, 512, 2048, 8192)}
 DEVICES = ("cpu", "gpu", "all")
-COLUMNS = [
-    "device",
-    "method",
-    "batch_size",
-    "images_per_s",
-    "set_s",
-    "spread",
-    "images_per_s_with_copy",
-    "psnr_db",
-    "x_vs_per_image",
-    "x_vs_teacher_batched",
-]
+SAME_MODEL_ATOL = 1e-3  # an --artifact must reproduce the checkpoint's outputs this closely
 
 
 def run_benchmark(
     checkpoint: dict[str, Any],
     images: torch.Tensor,
     device: str = "all",
-    batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES,
+    batch_sizes: tuple[int, ...] | None = None,
     min_run_time: float = 0.5,
     cpus: int | None = None,
+    kinds: tuple[str, ...] = ("eager",),
+    artifacts: dict[str, bytes] | None = None,
     echo: Callable[[str], None] = print,
 ) -> pd.DataFrame:
     """Benchmark rows for the model in `checkpoint` on `images` (uint8), one Ray worker per device.
 
-    Ray must be connected (raycluster.connect)."""
+    kinds: any of variants.KINDS; artifacts: exported files' bytes by kind. Ray must be connected."""
     from tuner.raycluster import info, run_on_node
 
     if device not in DEVICES:
         raise TunerError(f"unknown device {device!r}; use one of: {', '.join(DEVICES)}")
     found = info()
     cpus = cpus or max(1, int(max(n.cpus for n in found.nodes)))  # one node's CPUs: a worker never spans nodes
-    rows: list[dict[str, Any]] = []
-    args = (checkpoint, images, list(batch_sizes), min_run_time)
-    # One device at a time: a GPU task launching kernels would steal cycles from the CPU rows.
+    plan = []
     if device in ("cpu", "all"):
-        echo(f"benchmark: CPU worker ({cpus} CPUs), {len(images)} images, batch sizes {list(batch_sizes)}")
-        rows += run_on_node(
-            measure_device,
-            ("cpu", *args, cpus),
-            cpus=cpus,
-            gpus=0,
-            what="the CPU benchmark worker",
-            fix="pass --cpus with at most the CPUs of one node",
-        )
+        plan.append(("cpu", cpus, 0, "the CPU benchmark worker", "pass --cpus with at most the CPUs of one node"))
     if device in ("gpu", "all"):
         if any(n.gpus >= 1 for n in found.nodes):
-            echo("benchmark: GPU worker")
-            rows += run_on_node(
-                measure_device, ("cuda", *args), cpus=1, gpus=1, what="the GPU benchmark worker", fix="free a GPU"
-            )
+            plan.append(("cuda", 1, 1, "the GPU benchmark worker", "free a GPU"))
         elif device == "gpu":
             raise TunerError(
                 "--device gpu asks for a GPU, but no node of this Ray has one; use --device cpu, "
@@ -84,18 +74,73 @@ def run_benchmark(
             )
         else:
             echo("benchmark: GPU rows skipped: no node of this Ray has a GPU")
+    rows: list[dict[str, Any]] = []
+    # One device at a time: a GPU worker launching kernels would steal cycles from the CPU rows.
+    for dev, worker_cpus, gpus, what, fix in plan:
+        sizes = list(batch_sizes or BATCH_SIZES[dev])
+        echo(
+            f"benchmark: {dev.upper()} worker ({worker_cpus} CPUs), {len(images)} images, batch sizes {sizes}, "
+            f"variants: {', '.join(kinds)}"
+        )
+        args = (dev, checkpoint, images, sizes, min_run_time, worker_cpus, kinds, artifacts or {})
+        measured, skipped = run_on_node(measure_device, args, cpus=worker_cpus, gpus=gpus, what=what, fix=fix)
+        rows += measured
+        for line in skipped:
+            echo(f"benchmark: {dev} rows left out: {line}")
     return with_speedups(pd.DataFrame(rows))
 
 
 def benchmark_experiment(
     exp_dir: Path, images: torch.Tensor, echo: Callable[[str], None] = print, **options: Any
 ) -> pd.DataFrame:
-    """Benchmark an experiment's best model on `images`; writes benchmark.csv/png beside its results."""
-    frame = run_benchmark(load_checkpoint(Path(exp_dir) / BEST_MODEL_FILE), images, echo=echo, **options)
-    csv, png = write_outputs(frame, Path(exp_dir))
+    """Benchmark an experiment's best model on `images`; writes benchmark.csv/json/png beside its results."""
+    state = load_checkpoint(Path(exp_dir) / BEST_MODEL_FILE)
+    frame = run_benchmark(state, images, echo=echo, **options)
+    sentences = crossover(frame)
+    summary = {
+        "images": len(images),
+        "flops_per_image": flops_per_image(model_from_state(state)),
+        "crossover": sentences,
+    }
+    files = write_outputs(frame, Path(exp_dir), summary)
     echo(format_table(frame))
-    echo(f"benchmark: {csv} and {png}")
+    for sentence in sentences.values():
+        echo(sentence)
+    echo(f"benchmark: {', '.join(map(str, files))}")
     return frame
+
+
+def artifacts_of(
+    checkpoint: Path, images: torch.Tensor, given: list[str], echo: Callable[[str], None]
+) -> dict[str, bytes]:
+    """TorchScript and ONNX exports of the checkpoint, each verified as `tuner export` does, as bytes; an
+    exported file the user gave (`--artifact`) replaces the one of its kind, once shown to be this model."""
+    from tuner.export import export_model
+
+    found: dict[str, bytes] = {}
+    with tempfile.TemporaryDirectory() as out:
+        for fmt in ("torchscript", "onnx"):
+            try:
+                found[fmt] = export_model(checkpoint, fmt, Path(out), images[:64]).path.read_bytes()
+            except ExportError as exc:
+                echo(f"benchmark: no {fmt} rows: {exc}")
+    model = load_model(checkpoint)
+    for path in map(Path, given):
+        if not path.name.endswith((".onnx", ".torchscript.pt")):
+            raise TunerError(
+                f"--artifact {path} is not a .torchscript.pt or .onnx file; export one with `tuner export`"
+            )
+        exported = load_exported(path)  # one line for a missing or corrupt file, or a model of other shapes
+        x = to_float(images[:64])
+        with torch.no_grad():
+            diff = (exported(x) - model(x)).abs().max().item()
+        if diff > SAME_MODEL_ATOL:
+            raise TunerError(
+                f"{path} is not an export of this experiment's best model (outputs differ by up to {diff:.2g}); "
+                "benchmark it with the experiment and trial it was exported from"
+            )
+        found["onnx" if path.suffix == ".onnx" else "torchscript"] = path.read_bytes()
+    return found
 
 
 def benchmark_named(
@@ -104,89 +149,23 @@ def benchmark_named(
     dataset: str | None = None,
     size: int = 10_000,
     address: str | None = None,
+    quick: bool = False,
+    artifacts: list[str] | None = None,
     echo: Callable[[str], None] = print,
     **options: Any,
 ) -> pd.DataFrame:
-    """`tuner benchmark`: an experiment's best model, on its own held-out images or on `dataset`."""
+    """`tuner benchmark`: an experiment's best model, every variant unless `quick`, on CIFAR-10's test split when
+    the sweep used CIFAR-10, on `dataset` when given, else on synthetic images no trial trained on."""
     from tuner.data import evaluation_images
     from tuner.experiments import load_experiment
     from tuner.raycluster import connect
 
     exp = load_experiment(experiment, storage)
-    exp.checkpoint()  # one-line error when there is nothing to benchmark
-    if dataset:
-        source, images = evaluation_images(dataset, size, exp.settings.seed)
-    else:
-        splits = exp.splits()
-        source, images = (
-            splits.source + (" test split" if splits.test is not None else " held out"),
-            splits.benchmark_images[:size],
-        )
-    echo(f"benchmark images: {len(images)} from {source}")
+    checkpoint = exp.checkpoint()  # one-line error when there is nothing to benchmark
+    spec = dataset or ("cifar10" if exp.dataset == "cifar10" else "synthetic")
+    source, images = evaluation_images(spec, size, exp.settings.seed, exp.settings.data_dir)
+    echo(f"benchmark images: {len(images)} from {source}" + ("" if dataset or spec == "cifar10" else " (held out)"))
+    kinds = ("eager",) if quick else KINDS
+    found = artifacts_of(checkpoint, images, artifacts or [], echo) if "artifacts" in kinds else {}
     connect(address, echo)
-    return benchmark_experiment(exp.path, images, echo=echo, **options)
-
-
-def with_speedups(frame: pd.DataFrame) -> pd.DataFrame:
-    """Speed-up of every row against the per-image CPU teacher and against the batched teacher on its device."""
-    if frame.empty:
-        return pd.DataFrame(columns=COLUMNS)
-    per_image = frame.loc[frame["method"] == "teacher per image", "images_per_s"]
-    batched = frame[frame["method"] == "teacher batched"].set_index("device")["images_per_s"]
-    frame["x_vs_per_image"] = frame["images_per_s"] / per_image.iloc[0] if len(per_image) else float("nan")
-    frame["x_vs_teacher_batched"] = frame["images_per_s"] / frame["device"].map(batched)
-    return frame[COLUMNS]
-
-
-def format_table(frame: pd.DataFrame) -> str:
-    shown = frame.assign(
-        images_per_s=frame["images_per_s"].map("{:,.0f}".format),
-        set_s=frame["set_s"].map("{:.3f}".format),
-        spread=frame["spread"].map("±{:.0%}".format),
-        images_per_s_with_copy=frame["images_per_s_with_copy"].map("{:,.0f}".format),
-        psnr_db=frame["psnr_db"].map(lambda v: "" if pd.isna(v) else f"{v:.2f}"),
-        x_vs_per_image=frame["x_vs_per_image"].map("{:.2f}x".format),
-        x_vs_teacher_batched=frame["x_vs_teacher_batched"].map("{:.2f}x".format),
-    )
-    return shown.to_string(index=False)
-
-
-def plot(frame: pd.DataFrame, path: Path) -> None:
-    """Throughput against batch size per device and model variant; teacher rows as horizontal lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; no display needed
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    styles = iter(["-", "--", ":", "-."] * 4)
-    for (device, method), rows in frame[frame["method"].str.startswith("model")].groupby(["device", "method"]):
-        ax.plot(rows["batch_size"], rows["images_per_s"], marker="o", label=f"{method} ({device})")
-    for _, row in frame[frame["method"].str.startswith("teacher")].iterrows():
-        ax.axhline(row["images_per_s"], ls=next(styles), color="gray", lw=1)
-        ax.text(
-            frame["batch_size"].min(),
-            row["images_per_s"],
-            f"{row['method']} ({row['device']})",
-            fontsize=7,
-            va="bottom",
-            color="dimgray",
-        )
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlabel="batch size",
-        ylabel="images / s",
-        title="Inference throughput: model against the teacher pipeline",
-    )
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def write_outputs(frame: pd.DataFrame, directory: Path) -> tuple[Path, Path]:
-    csv, png = Path(directory) / "benchmark.csv", Path(directory) / "benchmark.png"
-    frame.to_csv(csv, index=False)
-    plot(frame, png)
-    return csv, png
+    return benchmark_experiment(exp.path, images, echo=echo, kinds=kinds, artifacts=found, **options)

@@ -217,7 +217,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from tuner.benchmark import DEFAULT_BATCH_SIZES, benchmark_named
+    from tuner.benchmark import benchmark_named
 
     benchmark_named(
         args.experiment,
@@ -225,8 +225,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         args.dataset,
         args.size,
         args.address,
+        quick=args.quick,
+        artifacts=args.artifact,
         device=args.device,
-        batch_sizes=args.batch_sizes or DEFAULT_BATCH_SIZES,
+        batch_sizes=args.batch_sizes,
         min_run_time=args.min_run_time,
         cpus=args.cpus,
     )
@@ -296,7 +298,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="benchmark on other images, e.g. folder:PATH [the experiment's: CIFAR-10 test split or held-out images]",
     )
     p.add_argument("--size", type=_positive_int, default=10_000, help="images at most [10000]")
-    p.add_argument("--batch-sizes", type=_batch_sizes, help="comma-separated model batch sizes [1,32,128,512,2048]")
+    p.add_argument(
+        "--batch-sizes",
+        type=_batch_sizes,
+        help="comma-separated model batch sizes [CPU 1,32,128,512,2048; GPU also 8192]",
+    )
+    p.add_argument(
+        "--artifact",
+        action="append",
+        metavar="PATH",
+        help="time this exported .torchscript.pt or .onnx file of the experiment's best model (repeatable) "
+        "[the experiment's own exports, made for the benchmark]",
+    )
+    p.add_argument("--quick", action="store_true", help="only the teacher and the model as trained, as after a sweep")
     p.add_argument("--min-run-time", type=float, default=0.5, help="seconds of timing per row, after warm-up [0.5]")
     p.add_argument(
         "--cpus", type=_positive_int, help="CPUs of the CPU worker (torch threads follow) [all of the largest node's]"

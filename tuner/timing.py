@@ -1,14 +1,16 @@
-"""Inference timing on one device, without Ray: the teacher, its matrix form, and the model.
+"""Inference timing on one device, without Ray: the teacher, its matrix form, and the model's variants.
 
 Each measurement uses torch.utils.benchmark.Timer (it synchronises CUDA around
 every timed block) after explicit warm-up calls, and reports the median time per
-call with the interquartile range as its spread. Inputs already sit on the
-device; the host-to-device copy of a batch is timed on its own and shown beside.
+call with the interquartile range as its spread. The first call of every row is
+timed on its own (`first_call_s`): for a compiled variant that is its
+compilation, kept apart from throughput. Inputs already sit on the device; the
+host-to-device copy of a batch is timed on its own and shown beside. On the CPU
+every model row is measured at 1 thread and at all of the worker's threads.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Callable
@@ -16,7 +18,9 @@ from typing import Any
 
 import torch
 
+from tuner import variants
 from tuner.checkpoints import model_from_state
+from tuner.constants import IN_SHAPE
 from tuner.fidelity import fidelity
 from tuner.teacher import PIPELINE, teacher_matrix, to_float
 
@@ -50,22 +54,28 @@ def _row(
     device: str,
     method: str,
     batch: int,
+    threads: int,
     seconds: float,
     spread: float,
     copy_s: float,
+    first_s: float,
     n_images: int,
     psnr: float | None,
+    flops: float | None,
 ) -> dict[str, Any]:
     rate = batch / seconds
     return {
         "device": device,
         "method": method,
+        "threads": threads,
         "batch_size": batch,
         "images_per_s": rate,
         "set_s": n_images / rate,
         "spread": spread,
         "images_per_s_with_copy": batch / (seconds + copy_s),
+        "first_call_s": first_s,
         "psnr_db": psnr,
+        "gflop_s": rate * flops / 1e9 if flops else None,
     }
 
 
@@ -82,6 +92,24 @@ def _exact_batch(images: torch.Tensor, batch: int) -> torch.Tensor:
     return images.repeat(reps, 1, 1, 1)[:batch] if reps > 1 else images[:batch]
 
 
+def _first_call(fn: Callable[[], Any], device: str) -> float:
+    started = time.perf_counter()
+    fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def flops_per_image(model: torch.nn.Module) -> float:
+    """Floating-point operations of one forward pass on one image, counted once by torch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.zeros(1, *IN_SHAPE, device=next(model.parameters()).device))
+    return float(counter.get_total_flops())
+
+
 def measure_device(
     device: str,
     checkpoint: dict[str, Any],
@@ -89,13 +117,18 @@ def measure_device(
     batch_sizes: list[int],
     min_run_time: float = 0.5,
     threads: int | None = None,
-) -> list[dict[str, Any]]:
-    """Every benchmark row for one device ("cpu" or "cuda"). images: uint8 (N, 3, 32, 32) on the host."""
-    if threads:
-        torch.set_num_threads(threads)
+    kinds: tuple[str, ...] = ("eager",),
+    artifacts: dict[str, bytes] | None = None,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every benchmark row for one device ("cpu" or "cuda"), and a line for each variant left out.
+
+    images: uint8 (N, 3, 32, 32) on the host; kinds: any of variants.KINDS; artifacts: exported files' bytes."""
+    threads = threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
     n = len(images)
     rows: list[dict[str, Any]] = []
     model = model_from_state(checkpoint).to(device)
+    flops = flops_per_image(model)
     on_device = to_float(images).to(device)
     largest = max(batch_sizes)
 
@@ -103,40 +136,49 @@ def measure_device(
         if device == "cpu":  # the assignment's baseline: the pipeline applied image by image
             one = on_device[0]
             t, spread = time_call(lambda: PIPELINE(one), min_run_time)
-            rows.append(_row(device, "teacher per image", 1, t, spread, 0.0, n, None))
-
+            rows.append(_row(device, "teacher per image", 1, threads, t, spread, 0.0, 0.0, n, None, None))
         x = _exact_batch(on_device, largest)
         copy_s = _copy_time(images, device, largest, min_run_time)
         t, spread = time_call(lambda: PIPELINE(x), min_run_time)
-        rows.append(_row(device, "teacher batched", largest, t, spread, copy_s, n, None))
+        rows.append(_row(device, "teacher batched", largest, threads, t, spread, copy_s, 0.0, n, None, None))
         matrix = teacher_matrix().to(device)
         flat = x.flatten(1)
         t, spread = time_call(lambda: flat @ matrix, min_run_time)
-        rows.append(_row(device, "teacher as one matmul", largest, t, spread, copy_s, n, None))
+        rows.append(
+            _row(
+                device, "teacher as one matmul", largest, threads, t, spread, copy_s, 0.0, n, None, 2.0 * matrix.numel()
+            )
+        )
 
-        for name, run in _variants(model, device).items():
-            psnr = _psnr_of(run, images, device)
-            for bs in batch_sizes:
-                xb = _exact_batch(on_device, bs)
-                t, spread = time_call(lambda run=run, xb=xb: run(xb), min_run_time)
-                rows.append(_row(device, name, bs, t, spread, _copy_time(images, device, bs, min_run_time), n, psnr))
-    return rows
-
-
-def _variants(model: torch.nn.Module, device: str) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
-    """The model as timed: fp32 everywhere; on GPU also bf16 autocast and channels-last, as separate rows."""
-    variants: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"model fp32": model}
-    if device == "cpu":
-        return variants
-
-    def bf16(batch: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
-            return model(batch)
-
-    channels_last = copy.deepcopy(model).to(memory_format=torch.channels_last)
-    variants["model bf16 autocast"] = bf16
-    variants["model channels_last"] = lambda b: channels_last(b.contiguous(memory_format=torch.channels_last))
-    return variants
+    skipped: list[str] = []
+    # Serving often pins one thread per process, so the CPU rows come at 1 thread too.
+    for count in sorted({1, threads}) if device == "cpu" else [threads]:
+        torch.set_num_threads(count)
+        built, skipped = variants.build(model, device, count, kinds, artifacts or {})
+        with torch.inference_mode():
+            for variant in built:
+                psnr = _psnr_of(variant.run, images, device)
+                for bs in batch_sizes:
+                    xb = _exact_batch(on_device, bs)
+                    first = _first_call(lambda run=variant.run, xb=xb: run(xb), device)
+                    t, spread = time_call(lambda run=variant.run, xb=xb: run(xb), min_run_time)
+                    rows.append(
+                        _row(
+                            device,
+                            variant.name,
+                            bs,
+                            count,
+                            t,
+                            spread,
+                            _copy_time(images, device, bs, min_run_time),
+                            first,
+                            n,
+                            psnr,
+                            flops,
+                        )
+                    )
+    torch.set_num_threads(threads)
+    return rows, skipped
 
 
 def _psnr_of(run: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, device: str) -> float:
