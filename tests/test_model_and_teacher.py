@@ -80,3 +80,12 @@ def test_teacher_matrix_reproduces_the_pipeline():
 def test_psnr():
     assert psnr(0.01) == pytest.approx(20.0)
     assert math.isinf(psnr(0.0))
+
+
+def test_init_is_seeded_on_its_own_generator():
+    cfg = ModelConfig(hidden=16, init_scale=0.5)
+    before = torch.random.get_rng_state()
+    a, b, c = build_model(cfg, seed=3), build_model(cfg, seed=3), build_model(cfg, seed=4)
+    assert torch.equal(torch.random.get_rng_state(), before)  # the global RNG is untouched
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    assert not torch.equal(a.fc1.weight, c.fc1.weight)

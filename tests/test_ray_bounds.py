@@ -223,3 +223,20 @@ def test_a_full_preset_start_prints_its_estimate(ray_tmp, tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "first epoch took" in done.stdout and "take at most" in done.stdout
     assert "| 0 done, 1 running, 0 pending | at most" in done.stdout
+
+
+def test_two_sweeps_with_one_name_at_once(ray_tmp, tmp_path):
+    """Both pass the name check; one creates the directory, the other says so in one line and loses nothing."""
+    argv = [sys.executable, "-m", "tuner", "sweep", "--name", "twin", *TINY]
+    procs = [
+        subprocess.Popen(
+            argv, env=env_with(ray_tmp), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    done = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+    codes = sorted(code for code, _, _ in done)
+    assert codes == [0, 2], done
+    loser_err = next(err for code, _, err in done if code == 2)
+    assert loser_err.strip().splitlines()[-1].startswith("tuner: error: experiment 'twin'"), loser_err
+    assert len(pd.read_csv(tmp_path / "results" / "twin" / "trials.csv")) == 1

@@ -31,19 +31,19 @@ BAD = {
         "params:\n  lr: {type: gaussian, low: 1, high: 2}\n",
         r"'lr': unknown type 'gaussian'; use one of",
     ),
-    "low >= high": ("params:\n  lr: {type: uniform, low: 0.1, high: 0.01}\n", r"'lr': low \(0.1\) must be below high"),
+    "low >= high": ("params:\n  lr: {type: uniform, low: 0.1, high: 0.01}\n", r"'lr': low \(0.1\) is not below high"),
     "missing key": ("params:\n  lr: {type: uniform, low: 0.1}\n", r"'lr' \(uniform\) is missing high"),
     "extra key": ("params:\n  lr: {type: uniform, low: 0.1, high: 1, step: 2}\n", r"unknown keys \['step'\]"),
     "log of zero": ("params:\n  lr: {type: loguniform, low: 0, high: 1}\n", r"loguniform needs low > 0"),
-    "not a number": ("params:\n  lr: {type: uniform, low: small, high: 1}\n", r"low must be a number"),
+    "not a number": ("params:\n  lr: {type: uniform, low: small, high: 1}\n", r"low is 'small', not a number"),
     "unknown parameter": (
         "params:\n  learning_rate: {type: uniform, low: 0, high: 1}\n",
         r"unknown parameter 'learning_rate'",
     ),
     "sweep-owned": ("params:\n  max_epochs: {type: int, low: 1, high: 5}\n", r"set by the sweep.*--max-epochs"),
-    "no params": ("fixed:\n  batch_size: 32\n", r"needs a non-empty 'params:'"),
+    "no params": ("fixed:\n  batch_size: 32\n", r"no 'params:' mapping"),
     "bad yaml": ("params: [unclosed\n", r"not valid YAML"),
-    "empty choice": ("params:\n  hidden: {type: choice, values: []}\n", r"values must be a non-empty list"),
+    "empty choice": ("params:\n  hidden: {type: choice, values: []}\n", r"values is empty or not a list"),
     "bad fixed value": (
         "params:\n  lr: {type: uniform, low: 0.1, high: 1}\nfixed:\n  optimizer: rmsprop\n",
         r"fixed settings: optimizer 'rmsprop'",
@@ -56,7 +56,7 @@ BAD = {
         "params:\n  lr: {type: uniform, low: 0.1, high: 1}\nstart:\n  - {lr: 0.5, hidden: 3}\n",
         r"start point",
     ),
-    "top-level typo": ("param:\n  lr: {type: uniform, low: 0.1, high: 1}\n", r"needs a non-empty 'params:'"),
+    "top-level typo": ("param:\n  lr: {type: uniform, low: 0.1, high: 1}\n", r"no 'params:' mapping"),
 }
 
 

@@ -54,9 +54,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZER_NAMES:
-            raise ValueError(f"optimizer {self.optimizer!r} is not one of {list(OPTIMIZER_NAMES)}")
+            raise ValueError(f"optimizer {self.optimizer!r} is unknown; use one of {list(OPTIMIZER_NAMES)}")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule {self.schedule!r} is not one of {SCHEDULES}")
+            raise ValueError(f"schedule {self.schedule!r} is unknown; use one of {list(SCHEDULES)}")
 
 
 MODEL_KEYS = frozenset(f.name for f in fields(ModelConfig)) - {"in_shape", "out_shape"}

@@ -38,11 +38,13 @@ class StudentCNN(nn.Module):
         self._init_weights(config.init_scale, generator)
 
     def _init_weights(self, scale: float, generator: torch.Generator | None) -> None:
-        if generator is not None:  # the convs' default init, drawn from the model's own generator
-            for conv in (self.conv1, self.conv2):
-                nn.init.kaiming_uniform_(conv.weight, a=math.sqrt(5), generator=generator)
-                bound = 1 / math.sqrt(conv.weight[0].numel())
-                nn.init.uniform_(conv.bias, -bound, bound, generator=generator)
+        if generator is not None:
+            # PyTorch's default init of every layer, in construction order, drawn from the model's own
+            # generator: the same numbers torch.manual_seed(seed) would give, without touching global state.
+            for layer in (self.conv1, self.conv2, self.fc1, self.fc2):
+                nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+                bound = 1 / math.sqrt(layer.weight[0].numel())
+                nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
         # He-style normal init, multiplied by init_scale: the scale the sweep tunes.
         for fc in (self.fc1, self.fc2):
             nn.init.normal_(fc.weight, std=scale * math.sqrt(2.0 / fc.in_features), generator=generator)

@@ -102,7 +102,7 @@ def load_space(name_or_path: str) -> SearchSpace:
     except yaml.YAMLError as exc:
         raise SearchSpaceError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the syntax") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("params"), dict) or not doc["params"]:
-        raise SearchSpaceError(f"{path}: needs a non-empty 'params:' mapping of parameter name -> {{type, low, high}}")
+        raise SearchSpaceError(f"{path}: no 'params:' mapping; add one: parameter name -> {{type, low, high}}")
     extra = set(doc) - {"params", "fixed", "start", "description"}
     if extra:
         raise SearchSpaceError(
@@ -110,7 +110,7 @@ def load_space(name_or_path: str) -> SearchSpace:
         )
     fixed = doc.get("fixed") or {}
     if not isinstance(fixed, dict):
-        raise SearchSpaceError(f"{path}: 'fixed:' must be a mapping of setting -> value")
+        raise SearchSpaceError(f"{path}: 'fixed:' is not a mapping; write one 'setting: value' per line")
     params = tuple(_parse_param(path, name, spec) for name, spec in doc["params"].items())
     for name in fixed:
         _check_name(path, name)
@@ -126,11 +126,14 @@ def _parse_start(path: Path, start: Any, params: tuple[Param, ...]) -> tuple[dic
     """Optional first points for Optuna to try (known-good settings), each giving every searched parameter."""
     names = {p.name for p in params}
     if not isinstance(start, list) or not all(isinstance(s, dict) for s in start):
-        raise SearchSpaceError(f"{path}: 'start:' must be a list of mappings, one per point")
+        raise SearchSpaceError(
+            f"{path}: 'start:' is not a list of mappings; write one '- {{param: value, ...}}' per point"
+        )
     for point in start:
         if set(point) != names:
             raise SearchSpaceError(
-                f"{path}: start point {point} must set exactly the searched parameters {sorted(names)}"
+                f"{path}: start point {point} does not set exactly the searched parameters; "
+                f"give each of {sorted(names)}"
             )
     return tuple(start)
 
@@ -147,20 +150,24 @@ def _number(path: Path, name: str, key: str, value: Any) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise SearchSpaceError(f"{path}: parameter {name!r}: {key} must be a number, got {value!r}") from None
+        raise SearchSpaceError(
+            f"{path}: parameter {name!r}: {key} is {value!r}, not a number; write a number such as 1.0e-3"
+        ) from None
 
 
 def _parse_param(path: Path, name: str, spec: Any) -> Param:
     _check_name(path, name)
     if not isinstance(spec, dict) or "type" not in spec:
-        raise SearchSpaceError(f"{path}: parameter {name!r} needs a mapping with 'type' (one of {', '.join(TYPES)})")
+        raise SearchSpaceError(
+            f"{path}: parameter {name!r} has no 'type'; give a mapping with type: one of {', '.join(TYPES)}"
+        )
     kind = spec["type"]
     if kind not in TYPES:
         raise SearchSpaceError(f"{path}: parameter {name!r}: unknown type {kind!r}; use one of {', '.join(TYPES)}")
     needed = TYPES[kind]
     missing = [k for k in needed if k not in spec]
     if missing:
-        raise SearchSpaceError(f"{path}: parameter {name!r} ({kind}) is missing {', '.join(missing)}")
+        raise SearchSpaceError(f"{path}: parameter {name!r} ({kind}) is missing {', '.join(missing)}; add it")
     extra = set(spec) - set(needed) - {"type"}
     if extra:
         raise SearchSpaceError(
@@ -169,17 +176,21 @@ def _parse_param(path: Path, name: str, spec: Any) -> Param:
     if kind == "choice":
         values = spec["values"]
         if not isinstance(values, list) or not values:
-            raise SearchSpaceError(f"{path}: parameter {name!r}: values must be a non-empty list")
+            raise SearchSpaceError(
+                f"{path}: parameter {name!r}: values is empty or not a list; list at least one value"
+            )
         return Param(name, kind, values=tuple(values))
     low, high = (_number(path, name, k, spec[k]) for k in ("low", "high"))
     if not low < high:
-        raise SearchSpaceError(f"{path}: parameter {name!r}: low ({low:g}) must be below high ({high:g})")
+        raise SearchSpaceError(
+            f"{path}: parameter {name!r}: low ({low:g}) is not below high ({high:g}); swap or widen them"
+        )
     if kind == "loguniform" and low <= 0:
         raise SearchSpaceError(
             f"{path}: parameter {name!r}: loguniform needs low > 0 (got {low:g}); use uniform or a positive low"
         )
     if kind == "int" and (low != int(low) or high != int(high)):
-        raise SearchSpaceError(f"{path}: parameter {name!r}: int bounds must be whole numbers")
+        raise SearchSpaceError(f"{path}: parameter {name!r}: int bounds are not whole numbers; use integers")
     return Param(name, kind, low, high)
 
 
