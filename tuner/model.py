@@ -65,8 +65,12 @@ class StudentCNN(nn.Module):
 
 
 def build_model(config: ModelConfig, seed: int | None = None) -> StudentCNN:
-    """The model; with a seed, its FC initialisation is drawn from a generator of its own."""
-    return StudentCNN(config, torch.Generator().manual_seed(seed) if seed is not None else None)
+    """The model; with a seed, every weight is drawn from a generator of its own and the global RNG is left
+    as it was (the layers' constructors draw from it before the generator overwrites their weights)."""
+    if seed is None:
+        return StudentCNN(config)
+    with torch.random.fork_rng(devices=[]):
+        return StudentCNN(config, torch.Generator().manual_seed(seed))
 
 
 def count_parameters(model: nn.Module) -> int:
