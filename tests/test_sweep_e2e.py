@@ -120,3 +120,48 @@ def test_asha_and_the_plateau_stopper_each_stop_a_trial(tmp_path, ray_local):
     assert (by_lr.loc[1.0, "status"], by_lr.loc[1.0, "epochs"]) == ("completed", 5)
     assert (by_lr.loc[2.0, "status"], by_lr.loc[2.0, "epochs"]) == ("asha", 1)
     assert (by_lr.loc[3.0, "status"], by_lr.loc[3.0, "epochs"]) == ("plateau", 3)
+
+
+def test_report_takes_importance_and_history_from_the_optuna_study(tiny_sweep, tmp_path):
+    import shutil
+
+    copy = tmp_path / "tiny"
+    shutil.copytree(tiny_sweep, copy)
+    assert main(["report", str(copy)]) == 0
+    text = (copy / "report.md").read_text()
+    assert "## Optimisation history (Optuna study)" in text and (copy / "history.png").stat().st_size > 1000
+    assert "Needs at least 4 finished trials in the study" in text  # 3 trials: too few to weigh, and it says so
+
+
+def test_the_dashboard_serves_the_sweeps_study(tiny_sweep):
+    """A real optuna-dashboard server on 127.0.0.1, started by `tuner dashboard`; its API lists the sweep's trials."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tuner", "dashboard", "tiny", "--storage", str(tiny_sweep.parent), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline, studies = time.time() + 60, None
+        while studies is None:
+            assert time.time() < deadline and proc.poll() is None, "the dashboard did not answer"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as response:
+                    studies = json.loads(response.read())["study_summaries"]
+            except OSError:
+                time.sleep(0.5)
+        assert [s["study_name"] for s in studies] == ["tiny"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{studies[0]['study_id']}", timeout=10) as r:
+            trials = json.loads(r.read())["trials"]
+        assert len(trials) == 3
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -25,6 +25,7 @@ from typing import NoReturn
 
 from tuner.constants import DATASETS, EXPORT_FILES, METRIC, RESULTS_DIR, STATUSES, TABLE_FORMATS
 from tuner.errors import TunerError
+from tuner.search_methods import SCHEDULERS, SEARCHERS
 from tuner.search_spaces import available_spaces
 from tuner.settings import PRESETS, SweepSettings
 
@@ -124,6 +125,17 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
         "[$RAY_ADDRESS, else a private local Ray]",
     )
     p.add_argument("--seed", type=int, help=f"seed for data, searcher and training [{d.seed}]")
+    p.add_argument(
+        "--searcher", choices=SEARCHERS, help="Optuna sampler that proposes trials [the space file's, else tpe]"
+    )
+    p.add_argument(
+        "--scheduler",
+        choices=SCHEDULERS,
+        help="Ray Tune scheduler that ends or evolves trials [the space file's, else asha]",
+    )
+    p.add_argument(
+        "--no-plateau", dest="plateau", action="store_false", default=None, help="turn the plateau stopper off"
+    )
     p.add_argument(
         "--no-benchmark",
         dest="benchmark",
@@ -255,6 +267,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from tuner.dashboard import serve
+
+    serve(args.experiment, args.storage, args.host, args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tuner", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -317,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--address", help="Ray cluster HOST:PORT or auto [$RAY_ADDRESS, else a private local Ray]")
     p.set_defaults(func=cmd_benchmark)
+
+    p = sub.add_parser("dashboard", help="the sweep's Optuna study in optuna-dashboard, live or afterwards")
+    _experiment_arg(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on [127.0.0.1]")
+    p.add_argument("--port", type=_positive_int, default=8080, help="port [8080]")
+    p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("evaluate", help="MSE and PSNR against the teacher of a model on any dataset")
     p.add_argument(

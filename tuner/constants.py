@@ -14,11 +14,15 @@ RESULTS_DIR = "results"
 # The best trial's model, rebuilt from this file alone, in every finished experiment.
 BEST_MODEL_FILE = "best_model.pt"
 
+# The sweep's Optuna study (SQLite), beside its results: optuna-dashboard reads it live.
+OPTUNA_DB = "optuna.db"
+
 # Dataset specs: `folder:PATH` takes any folder of images.
 DATASETS = ("auto", "synthetic", "cifar10", "folder:PATH")
 
 # How a trial ended, as trials.csv and the report say it.
-STATUSES = ("completed", "asha", "plateau", "diverged", "error", "unfinished")
+# A scheduler that ended a trial early is named (asha, hyperband, median); plateau is our own stopper.
+STATUSES = ("completed", "asha", "hyperband", "median", "plateau", "diverged", "error", "unfinished")
 
 # How tables are printed (`tuner results --format`, `tuner list --format`).
 TABLE_FORMATS = ("table", "csv", "json", "markdown")

@@ -57,6 +57,7 @@ class SweepMonitor(Callback):
         self.started = time.time()
         self.epoch_seconds: list[float] = []
         self.epochs_done: dict[str, int] = {}  # unfinished trials: epochs reported
+        self.configs: dict[str, dict] = {}  # each trial's config as last recorded
         self.ended = 0
 
     def resume(self, exp_dir: Path, echo: Callable[[str], None]) -> None:
@@ -72,10 +73,14 @@ class SweepMonitor(Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record.append(self.exp_dir, "start", trial.trial_id, config=dict(trial.config))
+        self.configs[trial.trial_id] = dict(trial.config)
         self.epochs_done.setdefault(trial.trial_id, 0)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         fields = {k: result.get(k) for k in record.EPOCH_KEYS}
+        if dict(trial.config) != self.configs.get(trial.trial_id, dict(trial.config)):  # PBT explored
+            record.append(self.exp_dir, "config", trial.trial_id, config=dict(trial.config))
+        self.configs[trial.trial_id] = dict(trial.config)
         record.append(self.exp_dir, "epoch", trial.trial_id, **fields)
         if result.get("epoch_time_s"):
             self.epoch_seconds.append(float(result["epoch_time_s"]))

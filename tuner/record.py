@@ -2,6 +2,7 @@
 
     {"event": "start", "trial_id": "a1b2", "config": {...}, "time": ...}
     {"event": "epoch", "trial_id": "a1b2", "epoch": 1, "val_loss": ..., ...}
+    {"event": "config", "trial_id": "a1b2", "config": {...}}      (PBT changed the trial's config)
     {"event": "end",   "trial_id": "a1b2", "outcome": "terminated" | "error", "error": "...", "time": ...}
 
 Every table and command reads this file (`record.jsonl` in the experiment
@@ -57,6 +58,8 @@ def read(exp_dir: Path) -> dict[str, TrialRecord]:
         if doc["event"] == "start":
             trial.config = doc.get("config", {})
             trial.outcome = None  # started again after an interruption
+        elif doc["event"] == "config":
+            trial.config = doc.get("config", trial.config)
         elif doc["event"] == "epoch":
             by_epoch.setdefault(trial_id, {})[int(doc["epoch"])] = {k: doc.get(k) for k in EPOCH_KEYS}
         elif doc["event"] == "end":

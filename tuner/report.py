@@ -19,6 +19,7 @@ import torch
 
 from tuner.checkpoints import load_model
 from tuner.constants import METRIC
+from tuner.dashboard import load_study
 from tuner.errors import DatasetError, SearchSpaceError
 from tuner.experiments import Experiment
 from tuner.search_spaces import SearchSpace, load_space
@@ -27,6 +28,8 @@ from tuner.teacher import teach, to_float
 MARKERS = {
     "completed": ("*", "tab:green"),
     "asha": ("x", "tab:red"),
+    "hyperband": ("x", "tab:purple"),
+    "median": ("x", "tab:brown"),
     "plateau": ("o", "tab:orange"),
     "diverged": ("X", "black"),
     "error": ("s", "black"),
@@ -119,29 +122,27 @@ def _plot_samples(exp: Experiment, path: Path, count: int = 6) -> str | None:
     return None
 
 
-def importance(exp: Experiment, space: SearchSpace | None) -> dict[str, float] | None:
-    """Optuna's parameter importance over trials with a finite final val loss, or None if too few."""
+def importance(study: Any) -> dict[str, float] | None:
+    """Optuna's parameter importance over the study's finished trials, or None if too few."""
     import optuna
 
-    ok = exp.trials[exp.trials[METRIC].notna() & exp.trials["status"].ne("error")]
-    if space is None or len(ok) < MIN_TRIALS_FOR_IMPORTANCE:
-        return None
-    dists = {p.name: p.to_optuna() for p in space.params}
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line for a throwaway study
-    try:
-        study = optuna.create_study(direction="minimize")
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-    for _, row in ok.iterrows():
-        params = {n: row[f"config/{n}"] for n in dists}
-        params = {n: (v.item() if hasattr(v, "item") else v) for n, v in params.items()}
-        if not all(d._contains(d.to_internal_repr(params[n])) for n, d in dists.items()):
-            continue  # a start point outside the space: Optuna cannot weigh it
-        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=float(row[METRIC])))
-    if len(study.trials) < MIN_TRIALS_FOR_IMPORTANCE:
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(done) < MIN_TRIALS_FOR_IMPORTANCE:
         return None
     return optuna.importance.get_param_importances(study)
+
+
+def _plot_history(study: Any, path: Path) -> None:
+    """Optuna's optimisation history: every trial's value and the best so far, in the order proposed."""
+    from optuna.visualization.matplotlib import plot_optimization_history
+
+    plt = _pyplot()
+    ax = plot_optimization_history(study)
+    ax.set_yscale("log")
+    ax.figure.set_size_inches(7, 4)
+    ax.figure.tight_layout()
+    ax.figure.savefig(path, dpi=110)
+    plt.close(ax.figure)
 
 
 def compute_saved(exp: Experiment) -> tuple[int, int]:
@@ -195,13 +196,18 @@ def write_report(exp: Experiment) -> Path:
     ]
     if has_params:
         lines += ["## Parameters against final validation loss", "", "![parameters](params.png)", ""]
-    imp = importance(exp, space)
+    study = load_study(exp.path)
+    imp = importance(study) if study is not None else None
     lines += ["## Parameter importance (Optuna, fANOVA)", ""]
-    lines += (
-        ["| parameter | importance |\n|---|---|"] + [f"| {k} | {v:.2f} |" for k, v in imp.items()]
-        if imp
-        else [f"Needs at least {MIN_TRIALS_FOR_IMPORTANCE} trials with a final loss inside the search space."]
-    )
+    if study is None:
+        lines += ["No Optuna study kept for this sweep (PBT, or a sweep by an older tuner)."]
+    elif imp:
+        lines += ["| parameter | importance |\n|---|---|"] + [f"| {k} | {v:.2f} |" for k, v in imp.items()]
+    else:
+        lines += [f"Needs at least {MIN_TRIALS_FOR_IMPORTANCE} finished trials in the study."]
+    if study is not None and study.trials:
+        _plot_history(study, out / "history.png")
+        lines += ["", "## Optimisation history (Optuna study)", "", "![optimisation history](history.png)"]
     lines += ["", "## Held-out images: input, teacher, model, difference", ""]
     lines += ["![samples](samples.png)"] if not samples_missing else [f"Not drawn: {samples_missing}."]
     path = out / "report.md"

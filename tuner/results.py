@@ -56,8 +56,8 @@ def _latest_checkpoint(trial_dir: Path) -> str:
 
 
 def _status(trial: record.TrialRecord, settings: SweepSettings) -> str:
-    """How a trial ended. Ray's TERMINATED covers finishing, ASHA and the stopper alike;
-    the history tells them apart."""
+    """How a trial ended. Ray's TERMINATED covers finishing, the scheduler and the stopper alike;
+    the history tells them apart. A trial cut early that is not a plateau was cut by the scheduler."""
     losses = [float(e[METRIC]) if e[METRIC] is not None else math.nan for e in trial.epochs]
     if trial.outcome == "error":
         return "error"
@@ -67,9 +67,9 @@ def _status(trial: record.TrialRecord, settings: SweepSettings) -> str:
         return "completed"
     if trial.outcome is None:
         return "unfinished"
-    if is_plateau(losses, settings.patience, settings.min_delta):
+    if settings.plateau and is_plateau(losses, settings.patience, settings.min_delta):
         return "plateau"
-    return "asha" if trial.epochs else "unfinished"
+    return (settings.scheduler or "asha") if trial.epochs else "unfinished"
 
 
 def _trial_row(exp_dir: Path, trial: record.TrialRecord, settings: SweepSettings) -> dict[str, Any]:

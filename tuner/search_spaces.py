@@ -11,7 +11,9 @@ every trial shares):
 
 Types: uniform, loguniform (low > 0), int, choice (with `values`). Keys must be
 fields of ModelConfig or TrainConfig; epochs and seed come from the command line.
-An optional `start:` lists points Optuna evaluates first (a known-good setting).
+An optional `start:` lists points Optuna evaluates first (a known-good setting);
+optional `searcher:` and `scheduler:` pick them by name (search_methods.py), and
+a command-line flag overrides either.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import yaml
 
 from tuner.configs import TUNABLE, split_config
 from tuner.errors import SearchSpaceError
+from tuner.search_methods import SCHEDULERS, SEARCHERS
 
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 TYPES = {"uniform": ("low", "high"), "loguniform": ("low", "high"), "int": ("low", "high"), "choice": ("values",)}
@@ -68,6 +71,8 @@ class SearchSpace:
     params: tuple[Param, ...]
     fixed: dict[str, Any] = field(default_factory=dict)
     start: tuple[dict[str, Any], ...] = ()
+    searcher: str | None = None  # the file's choice; a command-line flag overrides it
+    scheduler: str | None = None
 
     def to_tune(self) -> dict[str, Any]:
         """param_space for ray.tune.Tuner: searched domains plus fixed values."""
@@ -103,11 +108,13 @@ def load_space(name_or_path: str) -> SearchSpace:
         raise SearchSpaceError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the syntax") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("params"), dict) or not doc["params"]:
         raise SearchSpaceError(f"{path}: no 'params:' mapping; add one: parameter name -> {{type, low, high}}")
-    extra = set(doc) - {"params", "fixed", "start", "description"}
+    allowed = ("params", "fixed", "start", "searcher", "scheduler", "description")
+    extra = set(doc) - set(allowed)
     if extra:
-        raise SearchSpaceError(
-            f"{path}: unknown top-level keys {sorted(extra)}; allowed: params, fixed, start, description"
-        )
+        raise SearchSpaceError(f"{path}: unknown top-level keys {sorted(extra)}; allowed: {', '.join(allowed)}")
+    for key, names in (("searcher", SEARCHERS), ("scheduler", SCHEDULERS)):
+        if key in doc and doc[key] not in names:
+            raise SearchSpaceError(f"{path}: unknown {key} {doc[key]!r}; use one of: {', '.join(names)}")
     fixed = doc.get("fixed") or {}
     if not isinstance(fixed, dict):
         raise SearchSpaceError(f"{path}: 'fixed:' is not a mapping; write one 'setting: value' per line")
@@ -119,7 +126,7 @@ def load_space(name_or_path: str) -> SearchSpace:
         raise SearchSpaceError(f"{path}: {sorted(both)} both searched and fixed; keep each in one place")
     _check_fixed_values(path, fixed)
     start = _parse_start(path, doc.get("start") or [], params)
-    return SearchSpace(path.stem, path, params, dict(fixed), start)
+    return SearchSpace(path.stem, path, params, dict(fixed), start, doc.get("searcher"), doc.get("scheduler"))
 
 
 def _parse_start(path: Path, start: Any, params: tuple[Param, ...]) -> tuple[dict[str, Any], ...]:

@@ -64,6 +64,9 @@ class SweepSettings:
     data_dir: str | None = None
     address: str | None = None
     benchmark: bool = True
+    searcher: str | None = None  # None: the search space file's `searcher:`, else tpe
+    scheduler: str | None = None  # None: the search space file's `scheduler:`, else asha
+    plateau: bool = True
 
     def __post_init__(self) -> None:
         """Every flag is checked here, before a directory is created or Ray is started."""
@@ -102,6 +105,18 @@ class SweepSettings:
             (
                 self.name not in {"", ".", ".."} and "/" not in self.name and not self.name.startswith("-"),
                 f"--name {self.name!r} must be a plain directory name; use letters, digits, '-' or '_'",
+            ),
+        ]
+        from tuner.search_methods import SCHEDULERS, SEARCHERS
+
+        checks += [
+            (
+                self.searcher in (None, *SEARCHERS),
+                f"unknown --searcher {self.searcher!r}; use one of: {', '.join(SEARCHERS)}",
+            ),
+            (
+                self.scheduler in (None, *SCHEDULERS),
+                f"unknown --scheduler {self.scheduler!r}; use one of: {', '.join(SCHEDULERS)}",
             ),
         ]
         for ok, message in checks:

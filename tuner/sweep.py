@@ -21,23 +21,22 @@ import shlex
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import optuna
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search.optuna import OptunaSearch
 
-from tuner import record, results
+from tuner import record, results, search_methods
 from tuner.constants import BEST_MODEL_FILE, METRIC, MODE, RESULTS_DIR
+from tuner.dashboard import study_url
 from tuner.data import TeacherData, check_spec, images_of, with_targets
 from tuner.errors import ExperimentError, ExperimentExistsError, SettingsError, first_line
 from tuner.experiments import find_experiment, read_state, write_state
 from tuner.progress import SweepMonitor
 from tuner.raycluster import RayInfo, check_fits, connect, slots
-from tuner.search_spaces import SearchSpace, load_space
+from tuner.search_spaces import load_space
 from tuner.settings import SweepSettings, load_settings
 from tuner.stoppers import PlateauStopper
 from tuner.trainable import train_trial
@@ -61,13 +60,7 @@ def _trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def _searcher(settings: SweepSettings, space: SearchSpace) -> OptunaSearch:
-    # TPE's default of 10 random start-up trials would make a small sweep pure random search.
-    startup = max(2, min(10, settings.num_samples // 3))
-    sampler = optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=startup)
-    return OptunaSearch(
-        metric=METRIC, mode=MODE, sampler=sampler, points_to_evaluate=[dict(p) for p in space.start] or None
-    )
+PBT_CHECKPOINTS = 3
 
 
 def _connect_and_check(settings: SweepSettings, address: str | None, echo: Callable[[str], None]) -> RayInfo:
@@ -113,6 +106,13 @@ def run_sweep(
             f"`tuner sweep --resume {shlex.quote(settings.name)}`, or choose another --name"
         )
     space = load_space(settings.space)
+    # A flag overrides the space file's choice; what was used is recorded in sweep.json.
+    settings = replace(
+        settings,
+        searcher=settings.searcher or space.searcher or "tpe",
+        scheduler=settings.scheduler or space.scheduler or "asha",
+    )
+    search_methods.check(settings.searcher, settings.scheduler, space)
     check_spec(settings.dataset)
     found = _connect_and_check(settings, settings.address, echo)
     data, splits = _data(settings, None, echo)
@@ -136,21 +136,19 @@ def run_sweep(
             metric=METRIC,
             mode=MODE,
             num_samples=settings.num_samples,
-            search_alg=_searcher(settings, space),
-            scheduler=ASHAScheduler(
-                time_attr="training_iteration",
-                max_t=settings.max_epochs,
-                grace_period=settings.grace_period,
-                reduction_factor=settings.reduction_factor,
+            search_alg=search_methods.searcher(
+                settings.searcher, settings.scheduler, settings, space, study_url(exp_dir)
             ),
+            scheduler=search_methods.scheduler(settings.scheduler, settings, space),
             max_concurrent_trials=parallel,
             trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(
             name=settings.name,
             storage_path=settings.ray_storage_path,
-            stop=PlateauStopper(METRIC, settings.patience, settings.min_delta),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            stop=PlateauStopper(METRIC, settings.patience, settings.min_delta) if settings.plateau else None,
+            # PBT copies another trial's recent checkpoint, so it keeps a few; else the latest is all resume needs.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=PBT_CHECKPOINTS if settings.scheduler == "pbt" else 1),
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             callbacks=[monitor],
             verbose=0,
@@ -158,7 +156,8 @@ def run_sweep(
     )
     echo(
         f"sweep {settings.name!r}: {settings.num_samples} trials, up to {settings.max_epochs} epochs each, "
-        f"{parallel} at a time; space {space.name} ({', '.join(p.name for p in space.params)})"
+        f"{parallel} at a time; space {space.name} ({', '.join(p.name for p in space.params)}); "
+        f"searcher {settings.searcher}, scheduler {settings.scheduler}{', plateau stopper' if settings.plateau else ''}"
     )
     return _fit_and_summarise(tuner, exp_dir, settings, splits.benchmark_images, echo)
 

@@ -123,6 +123,10 @@ class Trainer:
         # Both copy into tensors already on self.device, whatever device the checkpoint came from.
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        # The optimizer's state brings the saving run's weight decay; this run's config decides it (PBT may
+        # have changed it). The learning rate is set from the config at every step anyway.
+        for group in self.optimizer.param_groups:
+            group["weight_decay"] = self.cfg.weight_decay
         self.epoch = int(state["epoch"])
 
 

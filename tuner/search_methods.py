@@ -1,0 +1,115 @@
+"""Searchers and schedulers by name: the one file to touch to add either.
+
+    --searcher tpe | random | cmaes | gp | qmc      Optuna samplers, through Ray Tune's OptunaSearch
+    --scheduler asha | hyperband | median | pbt | fifo
+
+`check` refuses, before Ray starts, a combination that cannot work; `searcher`
+and `scheduler` build the Ray Tune objects. PBT copies a better trial's
+checkpoint into a worse one and perturbs its lr and weight_decay (never a
+model-shape parameter, whose weights come with the checkpoint); it proposes
+configurations itself, so it runs with Ray's own random sampling (`random`),
+and the Optuna study behind the dashboard is not kept for it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tuner.constants import METRIC, MODE
+from tuner.errors import SettingsError
+
+if TYPE_CHECKING:
+    from tuner.search_spaces import SearchSpace
+    from tuner.settings import SweepSettings
+
+SEARCHERS = ("tpe", "random", "cmaes", "gp", "qmc")
+SCHEDULERS = ("asha", "hyperband", "median", "pbt", "fifo")
+# Schedulers that end trials early: trials.csv names the one that ended each trial.
+STOPPING_SCHEDULERS = ("asha", "hyperband", "median")
+PBT_MUTABLE = ("lr", "weight_decay")
+NUMERIC_ONLY = ("cmaes",)  # CMA-ES has no notion of a categorical parameter
+
+
+def check(searcher: str, scheduler: str, space: SearchSpace) -> None:
+    """One line, before anything starts, for a searcher or scheduler that cannot run this space."""
+    if searcher not in SEARCHERS:
+        raise SettingsError(f"unknown searcher {searcher!r}; use one of: {', '.join(SEARCHERS)}")
+    if scheduler not in SCHEDULERS:
+        raise SettingsError(f"unknown scheduler {scheduler!r}; use one of: {', '.join(SCHEDULERS)}")
+    choices = [p.name for p in space.params if p.type == "choice"]
+    if searcher in NUMERIC_ONLY and choices:
+        raise SettingsError(
+            f"--searcher {searcher} cannot search choice parameters ({', '.join(choices)}); "
+            "fix them in the space's 'fixed:', or use --searcher tpe"
+        )
+    if scheduler == "pbt":
+        if searcher != "random":
+            raise SettingsError(
+                f"--scheduler pbt proposes configurations itself and cannot be combined with "
+                f"--searcher {searcher}; use --searcher random"
+            )
+        if not any(p.name in PBT_MUTABLE for p in space.params):
+            raise SettingsError(
+                f"--scheduler pbt mutates {' and '.join(PBT_MUTABLE)}, and the space searches neither; "
+                "search lr, or use --scheduler asha"
+            )
+
+
+def searcher(
+    name: str, scheduler: str, settings: SweepSettings, space: SearchSpace, storage_url: str | None = None
+) -> Any:
+    """The search algorithm: an Optuna sampler through OptunaSearch (its study in `storage_url` when given),
+    or Ray's own random variants for PBT."""
+    start = [dict(p) for p in space.start] or None
+    if scheduler == "pbt":
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+
+        return BasicVariantGenerator(points_to_evaluate=start, random_state=settings.seed)
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    seed = settings.seed
+    # TPE's default of 10 random start-up trials would make a small sweep pure random search.
+    startup = max(2, min(10, settings.num_samples // 3))
+    sampler = {
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup),
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+        "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup),
+        "gp": lambda: optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup),
+        "qmc": lambda: optuna.samplers.QMCSampler(seed=seed, scramble=True),
+    }[name]()
+    storage = optuna.storages.RDBStorage(storage_url) if storage_url else None
+    return OptunaSearch(
+        metric=METRIC,
+        mode=MODE,
+        sampler=sampler,
+        points_to_evaluate=start,
+        storage=storage,
+        study_name=settings.name if storage else None,
+    )
+
+
+def scheduler(name: str, settings: SweepSettings, space: SearchSpace) -> Any:
+    """The trial scheduler, on epochs (training_iteration)."""
+    from ray.tune import schedulers
+
+    common = {"time_attr": "training_iteration"}
+    if name == "asha":
+        return schedulers.ASHAScheduler(
+            **common,
+            max_t=settings.max_epochs,
+            grace_period=settings.grace_period,
+            reduction_factor=settings.reduction_factor,
+        )
+    if name == "hyperband":
+        return schedulers.HyperBandScheduler(
+            **common, max_t=settings.max_epochs, reduction_factor=settings.reduction_factor
+        )
+    if name == "median":
+        return schedulers.MedianStoppingRule(**common, grace_period=settings.grace_period, min_samples_required=2)
+    if name == "pbt":
+        mutations = {p.name: p.to_tune() for p in space.params if p.name in PBT_MUTABLE}
+        return schedulers.PopulationBasedTraining(
+            **common, perturbation_interval=settings.grace_period, hyperparam_mutations=mutations, log_config=False
+        )
+    return schedulers.FIFOScheduler()
