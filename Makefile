@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: sweep test test-fast lint format benchmark clean
+.PHONY: sweep test test-fast lint format benchmark benchmark-stopping clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ format: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/trial_throughput.py $(ARGS)
+
+benchmark-stopping: $(STAMP)
+	$(BIN)/python benchmarks/early_stopping.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

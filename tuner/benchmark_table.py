@@ -105,9 +105,15 @@ def plot(frame: pd.DataFrame, path: Path, sentences: dict[str, str]) -> None:
     fig, ax = plt.subplots(figsize=(8.5, 5.8))
     styles = iter(["-", "--", ":", "-."] * 4)
     models = frame[~frame["method"].str.startswith("teacher")]
-    for (device, method, threads), rows in models.groupby(["device", "method", "threads"], dropna=False):
+    fewest = models.groupby("device")["threads"].transform("min") < models.groupby("device")["threads"].transform("max")
+    models = models.assign(dashed=fewest & (models["threads"] == 1))
+    for (device, method, threads, dashed), rows in models.groupby(
+        ["device", "method", "threads", "dashed"], dropna=False
+    ):
         label = f"{method} ({device}{'' if device != 'cpu' else f', {threads:g} thr'})"
-        ax.plot(rows["batch_size"], rows["images_per_s"], marker="o", ms=3, lw=1, label=label)
+        ax.plot(
+            rows["batch_size"], rows["images_per_s"], marker="o", ms=3, lw=1, ls="--" if dashed else "-", label=label
+        )
     for _, row in frame[frame["method"].str.startswith("teacher")].iterrows():
         ax.axhline(row["images_per_s"], ls=next(styles), color="gray", lw=1)
         ax.text(

@@ -12,6 +12,7 @@ A checkpoint is a plain dict: `model_config` (ModelConfig as a dict) and
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,9 @@ def load_exported(path: str | Path) -> torch.nn.Module:
     if not path.is_file():
         raise CheckpointError(f"no {kind} model at {path}; check the path")
     try:
-        model = _OnnxModel(path) if kind == "ONNX" else torch.jit.load(str(path), map_location="cpu").eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit is deprecated upstream, but TorchScript files are still loaded
+            model = _OnnxModel(path) if kind == "ONNX" else torch.jit.load(str(path), map_location="cpu").eval()
     except CheckpointError:
         raise
     except Exception as exc:  # each runtime raises its own types for a damaged file

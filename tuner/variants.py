@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import io
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -63,7 +64,9 @@ def _layouts(model: torch.nn.Module, device: str) -> list[Variant]:
 
 def _artifact(name: str, blob: bytes, device: str, threads: int) -> Variant:
     if name == "torchscript":
-        module = torch.jit.load(io.BytesIO(blob), map_location=device).eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit is deprecated upstream, but TorchScript files are still loaded
+            module = torch.jit.load(io.BytesIO(blob), map_location=device).eval()
         return Variant("torchscript", module)
     if name == "onnx":
         import onnxruntime as ort
