@@ -27,7 +27,8 @@ def heavy_after(argv: list[str]) -> dict:
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["sweep"], ["list"], ["results"], ["report"], ["export"], ["benchmark"], ["evaluate"]]
+    "command",
+    [[], ["sweep"], ["list"], ["results"], ["report"], ["export"], ["benchmark"], ["evaluate"], ["dashboard"]],
 )
 def test_help_loads_nothing_heavy(command):
     assert heavy_after([*command, "--help"]) == {"code": 0, "heavy": []}

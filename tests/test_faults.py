@@ -26,24 +26,10 @@ SWEEP = [
     sys.executable,
     "-m",
     "tuner",
-    "sweep",
-    "--dataset",
-    "synthetic",
-    "--num-samples",
-    "4",
-    "--max-epochs",
-    "3",
-    "--grace-period",
-    "3",
-    "--patience",
-    "3",
-    "--train-size",
-    "256",
-    "--val-size",
-    "32",
-    "--concurrency",
-    "1",
-    "--no-benchmark",
+    *(
+        "sweep --dataset synthetic --num-samples 4 --max-epochs 3 --grace-period 3 --patience 3 --train-size 256 "
+        "--val-size 32 --concurrency 1 --no-benchmark"
+    ).split(),
 ]
 
 

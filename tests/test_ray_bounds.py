@@ -134,25 +134,10 @@ def test_ctrl_c_interrupts_and_resume_runs_exactly_what_is_left_without_rays_log
         sys.executable,
         "-m",
         "tuner",
-        "sweep",
-        "--name",
-        "cc",
-        "--dataset",
-        "synthetic",
-        "--num-samples",
-        "2",
-        "--max-epochs",
-        "3",
-        "--grace-period",
-        "3",
-        "--patience",
-        "3",
-        "--train-size",
-        "1024",
-        "--val-size",
-        "64",
-        "--concurrency",
-        "1",
+        *(
+            "sweep --name cc --dataset synthetic --num-samples 2 --max-epochs 3 --grace-period 3 --patience 3 "
+            "--train-size 1024 --val-size 64 --concurrency 1"
+        ).split(),
     ]
     proc = subprocess.Popen(
         argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True

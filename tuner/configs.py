@@ -50,6 +50,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     schedule: str = "onecycle"
     warmup_frac: float = 0.15
+    bf16: bool = False  # train under bf16 autocast (validation stays float32)
+    channels_last: bool = False  # NHWC weights and inputs
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -24,7 +24,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         max_epochs=3,
         grace_period=1,
         reduction_factor=2,
-        train_size=8_192,
+        train_size=14_336,
         val_size=1_024,
         cpus_per_trial=1.0,
     ),

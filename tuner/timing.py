@@ -154,7 +154,8 @@ def measure_device(
     skipped: list[str] = []
     psnr_of: dict[str, float] = {}  # a variant computes the same numbers at any thread count
     # Serving often pins one thread per process, so the CPU rows come at 1 thread too.
-    for count in sorted({1, threads}) if device == "cpu" else [threads]:
+    one_thread_too = device == "cpu" and kinds != ("eager",)
+    for count in sorted({1, threads}) if one_thread_too else [threads]:
         torch.set_num_threads(count)
         built, skipped = variants.build(model, device, count, kinds, artifacts or {})
         with torch.inference_mode():

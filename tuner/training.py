@@ -27,6 +27,14 @@ OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch
 assert set(OPTIMIZERS) == set(OPTIMIZER_NAMES)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes in bfloat16 natively (AVX512-BF16 or AMX on a CPU; Ampere or newer GPUs)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    return bool(probe and probe())
+
+
 def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
     """One-cycle: linear warm-up to cfg.lr, then cosine decay to 1% of it; or constant."""
     if cfg.schedule == "constant":
@@ -48,6 +56,11 @@ class Trainer:
         self.model = build_model(model_cfg, seed=train_cfg.seed)
         self.model.set_normalisation(to_float(data.train_images[:4096]))
         self.model.to(self.device)
+        # NHWC weights and bf16 matmuls: on CPUs with AVX512-BF16 and on GPUs, the same steps in far less time.
+        # Where bf16 is only emulated it would be slower, so it is used only where the hardware has it.
+        self.memory_format = torch.channels_last if train_cfg.channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
+        self.bf16 = train_cfg.bf16 and native_bf16(self.device)
         # Fused Adam and gradients zeroed in place (not set to None) allocate nothing per step: the FC
         # layers' 25 MB of gradients and optimizer temporaries are otherwise freed and re-allocated every
         # step, and the page faults that causes cost a tenth or more of an epoch on a small CPU.
@@ -57,6 +70,11 @@ class Trainer:
         )
         self.steps_per_epoch = math.ceil(len(data.train_images) / train_cfg.batch_size)
         self.epoch = 0  # epochs completed
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The training forward pass; the loss is taken in float32 whatever the compute precision."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            return self.model(x.contiguous(memory_format=self.memory_format)).float()
 
     def run_epoch(self) -> dict[str, float]:
         """Train one epoch, then validate. Returns the epoch's metrics."""
@@ -73,7 +91,7 @@ class Trainer:
             idx = order[i * bs : (i + 1) * bs]
             for group in self.optimizer.param_groups:
                 group["lr"] = lr_at(self.epoch * self.steps_per_epoch + i, total_steps, self.cfg)
-            loss = F.mse_loss(self.model(to_float(images[idx])), targets[idx])
+            loss = F.mse_loss(self._forward(to_float(images[idx])), targets[idx])
             self.optimizer.zero_grad(set_to_none=False)
             loss.backward()
             self.optimizer.step()

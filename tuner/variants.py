@@ -24,7 +24,8 @@ import torch
 from tuner.errors import first_line
 
 Run = Callable[[torch.Tensor], torch.Tensor]
-KINDS = ("eager", "artifacts", "compiled")
+# "eager" alone is the quick benchmark at the end of a sweep: the model as trained, at the worker's threads.
+KINDS = ("eager", "layouts", "artifacts", "compiled")
 
 
 @dataclass
@@ -37,7 +38,9 @@ def build(
     model: torch.nn.Module, device: str, threads: int, kinds: tuple[str, ...], artifacts: dict[str, bytes]
 ) -> tuple[list[Variant], list[str]]:
     """The variants of `model` (already on `device`) to time, and a line for each one left out."""
-    variants = [Variant("model fp32", model), *_layouts(model, device)]
+    variants = [Variant("model fp32", model)]
+    if "layouts" in kinds:
+        variants += _layouts(model, device)
     skipped: list[str] = []
     if "artifacts" in kinds:
         for name, blob in artifacts.items():
