@@ -64,6 +64,8 @@ def test_storage_that_is_a_file_or_missing(tmp_path, capsys):
         ("--num-samples", "0", "--num-samples must be at least 1"),
         ("--grace-period", "9", "exceeds --max-epochs"),
         ("--dataset", "imagenet", "unknown dataset 'imagenet'"),
+        ("--dataset", "folder:/nonexistent", "image folder /nonexistent does not exist"),  # before Ray starts
+        ("--dataset", "folder:", "image folder (none given) does not exist"),
         ("--space", "nope", "unknown search space 'nope'"),
         ("--name", "a/b", "must be a plain directory name"),
     ],
@@ -76,6 +78,7 @@ def test_rejected_sweep_flags_leave_nothing_behind(tmp_path, capsys, flag, value
 def test_bad_numbers_in_flags(made_experiment, tmp_path, capsys):
     storage = made_experiment.parent
     one_line(capsys, "'abc' is not a whole number", "benchmark", "made", "--storage", storage, "--batch-sizes", "abc")
+    one_line(capsys, "-1 is not above 0", "benchmark", "made", "--storage", storage, "--min-run-time", "-1")
     one_line(capsys, "below 1", "export", "made", "--storage", storage, "--out", tmp_path, "--images", "0")
     one_line(capsys, "below 1", "export", "made", "--storage", storage, "--out", tmp_path, "--images", "-1")
     assert list(tmp_path.iterdir()) == []  # nothing unverified on disk

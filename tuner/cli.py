@@ -47,6 +47,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value:g} is not above 0; pass a positive number of seconds")
+    return value
+
+
 def _batch_sizes(text: str) -> tuple[int, ...]:
     try:
         return tuple(_positive_int(b) for b in text.split(","))
@@ -330,7 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
         "[the experiment's own exports, made for the benchmark]",
     )
     p.add_argument("--quick", action="store_true", help="only the teacher and the model as trained, as after a sweep")
-    p.add_argument("--min-run-time", type=float, default=0.5, help="seconds of timing per row, after warm-up [0.5]")
+    p.add_argument(
+        "--min-run-time", type=_positive_float, default=0.5, help="seconds of timing per row, after warm-up [0.5]"
+    )
     p.add_argument(
         "--cpus", type=_positive_int, help="CPUs of the CPU worker (torch threads follow) [all of the largest node's]"
     )

@@ -77,6 +77,13 @@ def check_spec(spec: str) -> None:
     """Refuse an unknown dataset spec before anything is loaded or created."""
     if spec not in DATASETS[:3] and not spec.startswith("folder:"):
         raise DatasetError(f"unknown dataset {spec!r}; use one of: {', '.join(DATASETS)}")
+    if spec.startswith("folder:"):
+        root = Path(spec[len("folder:") :]).expanduser()
+        if not spec[len("folder:") :] or not root.is_dir():
+            raise DatasetError(
+                f"image folder {str(root) if spec[7:] else '(none given)'} does not exist; "
+                "pass --dataset folder:PATH with a folder of images"
+            )
 
 
 def load_images(
