@@ -211,8 +211,11 @@ def resume_sweep(
             f"({first_line(exc, 80)}); its finished trials are still in `tuner results "
             f"{shlex.quote(exp_dir.name)}`; run the rest under a new --name"
         ) from None
-    # The monitor comes back from Ray's pickled run config: point it at this run.
-    for callback in tuner._local_tuner.get_run_config().callbacks or []:
+    # The monitor comes back from Ray's pickled run config: point it at this run's output (Ray keeps that
+    # config on a private attribute; without it the monitor keeps its pickled directory, the same one).
+    local = getattr(tuner, "_local_tuner", None)
+    run_config = local.get_run_config() if hasattr(local, "get_run_config") else None
+    for callback in getattr(run_config, "callbacks", None) or []:
         if isinstance(callback, SweepMonitor):
             callback.resume(exp_dir, echo)
     return _fit_and_summarise(tuner, exp_dir, settings, splits.benchmark_images, echo)
