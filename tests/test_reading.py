@@ -146,3 +146,13 @@ def test_evaluate_experiment_and_exported_model(made_experiment, tmp_path, capsy
     run(capsys, "export", made_experiment, "--format", "onnx", "--out", tmp_path)
     code, out, _ = run(capsys, "evaluate", tmp_path / "model.onnx", "--dataset", "synthetic", "--size", "64")
     assert code == 0 and "model.onnx" in out
+
+
+def test_the_best_trial_may_be_one_any_scheduler_cut(made_experiment):
+    from tuner.results import _best
+
+    trials = tuner.load_experiment(made_experiment).trials.copy()
+    trials["status"] = ["hyperband", "median", "error"]  # sorted by val_loss: the first is the best
+    assert _best(trials)["trial_id"] == trials.iloc[0]["trial_id"]
+    trials["status"] = ["error", "median", "completed"]
+    assert _best(trials)["trial_id"] == trials.iloc[1]["trial_id"]

@@ -112,6 +112,8 @@ def test_every_scheduler_runs_a_sweep_and_names_what_it_stopped(tmp_path, ray_lo
     assert set(trials["status"]) <= {"completed", scheduler}  # no plateau stopper, no other scheduler's name
     if scheduler == "fifo":
         assert (trials["status"] == "completed").all()
+    # The best is the lowest final loss, whichever scheduler ended that trial.
+    assert outcome.summary.best["trial_id"] == trials.dropna(subset=["val_loss"]).iloc[0]["trial_id"]
 
 
 @pytest.mark.slow

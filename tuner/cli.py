@@ -259,19 +259,18 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from tuner.errors import ExperimentError
-    from tuner.experiments import load_experiment
+    from tuner.experiments import find_experiment, load_experiment
     from tuner.fidelity import fidelity_on_dataset
 
     target = Path(args.model)
     if not target.is_file():
         try:
-            target = load_experiment(args.model, args.storage).checkpoint()
-        except ExperimentError as exc:
-            if not str(exc).startswith("no experiment"):
-                raise
+            exp_dir = find_experiment(args.model, args.storage)
+        except ExperimentError:
             raise ExperimentError(
                 f"{args.model!r} is neither a model file nor an experiment; run `tuner list` or pass a .pt/.onnx path"
             ) from None
+        target = load_experiment(exp_dir).checkpoint()
     source, fid = fidelity_on_dataset(target, args.dataset, args.size, args.seed)
     print(f"{target} on {source}: {fid.images} images, MSE {fid.mse:.3g}, PSNR {fid.psnr:.2f} dB against the teacher")
     return 0

@@ -77,13 +77,12 @@ def check_spec(spec: str) -> None:
     """Refuse an unknown dataset spec before anything is loaded or created."""
     if spec not in DATASETS[:3] and not spec.startswith("folder:"):
         raise DatasetError(f"unknown dataset {spec!r}; use one of: {', '.join(DATASETS)}")
-    if spec.startswith("folder:"):
-        root = Path(spec[len("folder:") :]).expanduser()
-        if not spec[len("folder:") :] or not root.is_dir():
-            raise DatasetError(
-                f"image folder {str(root) if spec[7:] else '(none given)'} does not exist; "
-                "pass --dataset folder:PATH with a folder of images"
-            )
+    given = spec.removeprefix("folder:") if spec.startswith("folder:") else None
+    if given is not None and not (given and Path(given).expanduser().is_dir()):
+        raise DatasetError(
+            f"image folder {Path(given).expanduser() if given else '(none given)'} does not exist; "
+            "pass --dataset folder:PATH with a folder of images"
+        )
 
 
 def load_images(
@@ -207,8 +206,6 @@ def _folder_images(root: Path) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError
     from torchvision.transforms import v2
 
-    if not root.is_dir():
-        raise DatasetError(f"image folder {root} does not exist; pass --dataset folder:PATH with a folder of images")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     to_32 = v2.Compose([v2.PILToTensor(), v2.Resize(32, antialias=True), v2.CenterCrop(32)])
     images, broken = [], []

@@ -45,9 +45,8 @@ def _write(model: StudentCNN, fmt: str, path: Path) -> None:
         torch.save({"model_config": model.config.to_dict(), "model": model.state_dict()}, path)
     elif fmt == "torchscript":
         with warnings.catch_warnings():
-            warnings.simplefilter(
-                "ignore"
-            )  # torch.jit is deprecated upstream, but still the lightest C++-loadable form
+            # torch.jit is deprecated upstream, but still the lightest C++-loadable form.
+            warnings.simplefilter("ignore")
             torch.jit.save(torch.jit.trace(model, example), str(path))
     else:
         try:

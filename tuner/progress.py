@@ -35,11 +35,12 @@ def duration(seconds: float) -> str:
 
 
 def time_left(
-    epochs_done: dict[str, int], num_samples: int, max_epochs: int, parallel: int, epoch_seconds: float
+    epochs_done: dict[str, int], trials_left: int, max_epochs: int, parallel: int, epoch_seconds: float
 ) -> float:
-    """Upper bound on the sweep's remaining time: no trial stopped early, `parallel` trials at a time."""
+    """Upper bound on the sweep's remaining time: no trial stopped early, `parallel` trials at a time.
+    epochs_done: the running trials' epochs so far; trials_left: running and pending trials."""
     running = sum(max(0, max_epochs - n) for n in epochs_done.values())
-    pending = max(0, num_samples - len(epochs_done)) * max_epochs
+    pending = max(0, trials_left - len(epochs_done)) * max_epochs
     return (running + pending) * epoch_seconds / max(1, parallel)
 
 
@@ -47,12 +48,8 @@ class SweepMonitor(Callback):
     def __init__(
         self, exp_dir: Path, num_samples: int, max_epochs: int, parallel: int, echo: Callable[[str], None] = print
     ) -> None:
-        self.exp_dir, self.num_samples, self.max_epochs, self.parallel = (
-            Path(exp_dir),
-            num_samples,
-            max_epochs,
-            parallel,
-        )
+        self.exp_dir = Path(exp_dir)
+        self.num_samples, self.max_epochs, self.parallel = num_samples, max_epochs, parallel
         self.echo = echo
         self.started = time.time()
         self.epoch_seconds: list[float] = []

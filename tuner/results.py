@@ -118,11 +118,8 @@ def collect(exp_dir: Path) -> Summary:
 
 def _best(trials: pd.DataFrame) -> dict[str, Any] | None:
     # Chosen by metrics alone: a best trial whose checkpoint went missing is reported as such, not skipped.
-    usable = (
-        trials[trials[METRIC].notna() & trials["status"].isin(["completed", "asha", "plateau", "unfinished"])]
-        if len(trials)
-        else trials
-    )
+    # Whatever ended it, a trial with a finite loss counts, except one that failed (diverged ones have none).
+    usable = trials[trials[METRIC].notna() & trials["status"].ne("error")] if len(trials) else trials
     if not len(usable):
         return None
     top = usable.iloc[0]

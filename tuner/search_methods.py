@@ -32,10 +32,7 @@ NUMERIC_ONLY = ("cmaes",)  # CMA-ES has no notion of a categorical parameter
 
 def check(searcher: str, scheduler: str, space: SearchSpace) -> None:
     """One line, before anything starts, for a searcher or scheduler that cannot run this space."""
-    if searcher not in SEARCHERS:
-        raise SettingsError(f"unknown searcher {searcher!r}; use one of: {', '.join(SEARCHERS)}")
-    if scheduler not in SCHEDULERS:
-        raise SettingsError(f"unknown scheduler {scheduler!r}; use one of: {', '.join(SCHEDULERS)}")
+    # The names themselves were checked with the flags (settings) or the space file (search_spaces).
     choices = [p.name for p in space.params if p.type == "choice"]
     if searcher in NUMERIC_ONLY and choices:
         raise SettingsError(
@@ -55,13 +52,11 @@ def check(searcher: str, scheduler: str, space: SearchSpace) -> None:
             )
 
 
-def searcher(
-    name: str, scheduler: str, settings: SweepSettings, space: SearchSpace, storage_url: str | None = None
-) -> Any:
+def searcher(settings: SweepSettings, space: SearchSpace, storage_url: str | None = None) -> Any:
     """The search algorithm: an Optuna sampler through OptunaSearch (its study in `storage_url` when given),
     or Ray's own random variants for PBT."""
     start = [dict(p) for p in space.start] or None
-    if scheduler == "pbt":
+    if settings.scheduler == "pbt":
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
         return BasicVariantGenerator(points_to_evaluate=start, random_state=settings.seed)
@@ -77,7 +72,7 @@ def searcher(
         "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup),
         "gp": lambda: optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup),
         "qmc": lambda: optuna.samplers.QMCSampler(seed=seed, scramble=True),
-    }[name]()
+    }[settings.searcher]()
     storage = optuna.storages.RDBStorage(storage_url) if storage_url else None
     return OptunaSearch(
         metric=METRIC,
@@ -89,27 +84,33 @@ def searcher(
     )
 
 
-def scheduler(name: str, settings: SweepSettings, space: SearchSpace) -> Any:
+def scheduler(settings: SweepSettings, space: SearchSpace) -> Any:
     """The trial scheduler, on epochs (training_iteration)."""
     from ray.tune import schedulers
 
     common = {"time_attr": "training_iteration"}
-    if name == "asha":
+    if settings.scheduler == "asha":
         return schedulers.ASHAScheduler(
             **common,
             max_t=settings.max_epochs,
             grace_period=settings.grace_period,
             reduction_factor=settings.reduction_factor,
         )
-    if name == "hyperband":
+    if settings.scheduler == "hyperband":
         return schedulers.HyperBandScheduler(
             **common, max_t=settings.max_epochs, reduction_factor=settings.reduction_factor
         )
-    if name == "median":
+    if settings.scheduler == "median":
         return schedulers.MedianStoppingRule(**common, grace_period=settings.grace_period, min_samples_required=2)
-    if name == "pbt":
+    if settings.scheduler == "pbt":
         mutations = {p.name: p.to_tune() for p in space.params if p.name in PBT_MUTABLE}
         return schedulers.PopulationBasedTraining(
             **common, perturbation_interval=settings.grace_period, hyperparam_mutations=mutations, log_config=False
         )
     return schedulers.FIFOScheduler()
+
+
+def checkpoints_to_keep(scheduler: str) -> int:
+    """PBT copies another trial's recent checkpoint into a worse one, so it keeps a few; for every other
+    scheduler the latest is all a resume needs."""
+    return 3 if scheduler == "pbt" else 1

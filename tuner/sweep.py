@@ -31,7 +31,7 @@ from ray import tune
 from tuner import record, results, search_methods
 from tuner.constants import BEST_MODEL_FILE, METRIC, MODE, RESULTS_DIR
 from tuner.dashboard import study_url
-from tuner.data import TeacherData, check_spec, images_of, with_targets
+from tuner.data import ImageSplits, TeacherData, check_spec, images_of, with_targets
 from tuner.errors import ExperimentError, ExperimentExistsError, SettingsError, first_line
 from tuner.experiments import find_experiment, read_state, write_state
 from tuner.progress import SweepMonitor
@@ -60,9 +60,6 @@ def _trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
-PBT_CHECKPOINTS = 3
-
-
 def _connect_and_check(settings: SweepSettings, address: str | None, echo: Callable[[str], None]) -> RayInfo:
     found = connect(address, echo)
     check_fits(
@@ -75,7 +72,7 @@ def _connect_and_check(settings: SweepSettings, address: str | None, echo: Calla
     return found
 
 
-def _data(settings: SweepSettings, dataset: str | None, echo: Callable[[str], None]) -> tuple[TeacherData, Any]:
+def _data(settings: SweepSettings, dataset: str | None, echo: Callable[[str], None]) -> tuple[TeacherData, ImageSplits]:
     started = time.time()
     splits = images_of(settings, dataset)
     data = with_targets(splits)
@@ -136,10 +133,8 @@ def run_sweep(
             metric=METRIC,
             mode=MODE,
             num_samples=settings.num_samples,
-            search_alg=search_methods.searcher(
-                settings.searcher, settings.scheduler, settings, space, study_url(exp_dir)
-            ),
-            scheduler=search_methods.scheduler(settings.scheduler, settings, space),
+            search_alg=search_methods.searcher(settings, space, study_url(exp_dir)),
+            scheduler=search_methods.scheduler(settings, space),
             max_concurrent_trials=parallel,
             trial_dirname_creator=_trial_dirname,
         ),
@@ -147,8 +142,7 @@ def run_sweep(
             name=settings.name,
             storage_path=settings.ray_storage_path,
             stop=PlateauStopper(METRIC, settings.patience, settings.min_delta) if settings.plateau else None,
-            # PBT copies another trial's recent checkpoint, so it keeps a few; else the latest is all resume needs.
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=PBT_CHECKPOINTS if settings.scheduler == "pbt" else 1),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=search_methods.checkpoints_to_keep(settings.scheduler)),
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             callbacks=[monitor],
             verbose=0,
@@ -191,10 +185,11 @@ def resume_sweep(
         )
     _connect_and_check(settings, address or settings.address, echo)
     data, splits = _data(settings, info.get("dataset_used"), echo)
-    trials = record.read(exp_dir)
+    trials = record.read(exp_dir).values()
+    finished = sum(t.outcome is not None for t in trials)
     echo(
-        f"resuming {exp_dir.name!r}: {sum(t.outcome is not None for t in trials.values())} of "
-        f"{settings.num_samples} trials finished, {len(record.unfinished(exp_dir))} to continue"
+        f"resuming {exp_dir.name!r}: {finished} of {settings.num_samples} trials finished, "
+        f"{len(trials) - finished} to continue"
     )
     try:
         # Errored trials stay errors: each already had its --max-failures retries.
