@@ -56,6 +56,7 @@ class SweepMonitor(Callback):
         self.epochs_done: dict[str, int] = {}  # unfinished trials: epochs reported
         self.configs: dict[str, dict] = {}  # each trial's config as last recorded
         self.ended = 0
+        self.resumed = False  # set by resume(): check the record against Ray's restored trials
 
     def resume(self, exp_dir: Path, echo: Callable[[str], None]) -> None:
         """Point a monitor restored by Ray (from the pickled run config) at this run's directory and output."""
@@ -64,6 +65,21 @@ class SweepMonitor(Callback):
         self.ended = sum(t.outcome is not None for t in trials.values())
         self.epochs_done = {t.trial_id: len(t.epochs) for t in trials.values() if t.outcome is None}
         self.epoch_seconds = [e["epoch_time_s"] for t in trials.values() for e in t.epochs if e.get("epoch_time_s")]
+        self.resumed = True
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        # On the first step of a resume, Ray has loaded its saved trials: an unfinished trial of the record
+        # that Ray does not know started after Ray's last save. Its configuration runs again as a new trial.
+        if not self.resumed:
+            return
+        self.resumed = False
+        known = {t.trial_id for t in trials}
+        for trial_id in [t for t in self.epochs_done if t not in known]:
+            record.append(
+                self.exp_dir, "end", trial_id, outcome=record.LOST, error="started after Ray's last saved state"
+            )
+            self.epochs_done.pop(trial_id)
+            self.echo(f"trial {trial_id} started after Ray's last saved state; its configuration runs again")
 
     def _prefix(self, trial: Any) -> str:
         return f"[{time.time() - self.started:6.0f}s] trial {trial.trial_id}"

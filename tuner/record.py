@@ -3,13 +3,16 @@
     {"event": "start", "trial_id": "a1b2", "config": {...}, "time": ...}
     {"event": "epoch", "trial_id": "a1b2", "epoch": 1, "val_loss": ..., ...}
     {"event": "config", "trial_id": "a1b2", "config": {...}}      (PBT changed the trial's config)
-    {"event": "end",   "trial_id": "a1b2", "outcome": "terminated" | "error", "error": "...", "time": ...}
+    {"event": "end",   "trial_id": "a1b2", "outcome": "terminated" | "error" | "lost", "error": "...", "time": ...}
 
 Every table and command reads this file (`record.jsonl` in the experiment
 directory), never Ray's optional loggers (result.json, which
 TUNE_DISABLE_AUTO_CALLBACK_LOGGERS turns off) or its private state files. A
 trial without an "end" line did not finish: the sweep was interrupted while it
-ran, and `--resume` continues it. No Ray or torch here.
+ran, and `--resume` continues it. A "lost" trial started after Ray last saved
+its own state, so a resume cannot continue it and runs its configuration again
+as a new trial; its lines stay in the file, and `read` leaves it out. No Ray or
+torch here.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 RECORD_FILE = "record.jsonl"
+LOST = "lost"
 EPOCH_KEYS = ("epoch", "train_loss", "val_loss", "val_psnr", "epoch_time_s", "time_total_s", "node_id", "diverged")
 
 
@@ -41,7 +45,7 @@ def append(exp_dir: Path, event: str, trial_id: str, **fields: Any) -> None:
 
 
 def read(exp_dir: Path) -> dict[str, TrialRecord]:
-    """Every trial in the order it started. A repeated epoch (reported before a crash, then again
+    """Every trial in the order it started, lost ones left out. A repeated epoch (reported before a crash, then again
     after a retry from the checkpoint) keeps its later report; a later start or end replaces an earlier one."""
     path = Path(exp_dir) / RECORD_FILE
     trials: dict[str, TrialRecord] = {}
@@ -66,7 +70,7 @@ def read(exp_dir: Path) -> dict[str, TrialRecord]:
             trial.outcome, trial.error = doc.get("outcome"), doc.get("error", "")
     for trial_id, epochs in by_epoch.items():
         trials[trial_id].epochs = [epochs[e] for e in sorted(epochs)]
-    return trials
+    return {trial_id: t for trial_id, t in trials.items() if t.outcome != LOST}
 
 
 def unfinished(exp_dir: Path) -> list[str]:

@@ -51,7 +51,8 @@ class Summary:
 
 
 def _latest_checkpoint(trial_dir: Path) -> str:
-    found = sorted(trial_dir.glob("checkpoint_*/checkpoint.pt"))
+    # Newest by time, not name: a trial restored from Ray's older saved state numbers its checkpoints anew.
+    found = sorted(trial_dir.glob("checkpoint_*/checkpoint.pt"), key=lambda p: p.stat().st_mtime_ns)
     return str(found[-1]) if found else ""
 
 
