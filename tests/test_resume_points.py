@@ -6,14 +6,11 @@ from __future__ import annotations
 import os
 from types import SimpleNamespace
 
-import pytest
 import torch
-from ray import tune
 
 from tuner import record
-from tuner.checkpoints import CHECKPOINT_FILE
+from tuner.checkpoints import CHECKPOINT_FILE, refill_deleted_checkpoints
 from tuner.progress import SweepMonitor
-from tuner.trainable import resume_point
 
 
 def _checkpoint(trial_dir, index: int, mtime: int):
@@ -24,24 +21,19 @@ def _checkpoint(trial_dir, index: int, mtime: int):
     return d
 
 
-def test_ray_s_checkpoint_is_used_while_it_exists(tmp_path):
-    given = _checkpoint(tmp_path / "trial_a", 0, 1_000)
-    _checkpoint(tmp_path / "trial_a", 1, 2_000)
-    assert resume_point(tune.Checkpoint(str(given))).path == str(given)
-
-
-def test_a_deleted_checkpoint_falls_back_to_the_trial_s_newest(tmp_path):
+def test_deleted_checkpoint_names_get_the_newest_checkpoint(tmp_path):
     trial = tmp_path / "trial_a"
-    _checkpoint(trial, 2, 3_000)  # written before Ray restarted its numbering from a stale state
-    newest = _checkpoint(trial, 1, 4_000)
-    gone = trial / "checkpoint_000000"  # what Ray's stale state names; num_to_keep deleted it
-    assert resume_point(tune.Checkpoint(str(gone))).path == str(newest)
-
-
-def test_no_checkpoint_at_all_is_a_clear_error(tmp_path):
-    (tmp_path / "trial_a").mkdir()
-    with pytest.raises(RuntimeError, match="is gone and .* holds no other"):
-        resume_point(tune.Checkpoint(str(tmp_path / "trial_a" / "checkpoint_000000")))
+    _checkpoint(trial, 3, 4_000)  # the newest: what the trial had reached when the sweep was killed
+    (trial / "checkpoint_000001").mkdir()  # a half-written one is left alone
+    finished = _checkpoint(tmp_path / "trial_b", 2, 1_000)  # a finished trial is never restored
+    made = refill_deleted_checkpoints(tmp_path, ["a"])
+    assert [d.name for d in made] == ["checkpoint_000000", "checkpoint_000002"]  # what Ray's older state may name
+    for d in made:
+        assert torch.load(d / CHECKPOINT_FILE)["index"] == 3
+        assert (d / CHECKPOINT_FILE).stat().st_ino == (trial / "checkpoint_000003" / CHECKPOINT_FILE).stat().st_ino
+    assert not (trial / "checkpoint_000001" / CHECKPOINT_FILE).exists()
+    assert [p.name for p in finished.parent.iterdir()] == ["checkpoint_000002"]
+    assert refill_deleted_checkpoints(tmp_path, ["a"]) == []  # nothing twice
 
 
 def test_a_trial_ray_never_saved_is_lost_and_left_out(tmp_path):

@@ -97,9 +97,9 @@ def scheduler(settings: SweepSettings, space: SearchSpace) -> Any:
             reduction_factor=settings.reduction_factor,
         )
     if settings.scheduler == "hyperband":
-        return schedulers.HyperBandScheduler(
-            **common, max_t=settings.max_epochs, reduction_factor=settings.reduction_factor
-        )
+        from tuner.stoppers import FinishingHyperBand
+
+        return FinishingHyperBand(**common, max_t=settings.max_epochs, reduction_factor=settings.reduction_factor)
     if settings.scheduler == "median":
         return schedulers.MedianStoppingRule(**common, grace_period=settings.grace_period, min_samples_required=2)
     if settings.scheduler == "pbt":

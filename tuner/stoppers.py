@@ -1,4 +1,5 @@
-"""Our own early stopping, as a Ray Tune Stopper: end trials whose validation loss has stopped improving.
+"""Our own early stopping on Ray Tune: a Stopper that ends trials whose validation loss has stopped
+improving, and Ray's HyperBand made safe for trainables that end themselves.
 
 ASHA compares trials with each other; this stopper looks at one trial alone
 and ends it when it stalls, so the two act together. The decision is
@@ -11,6 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from ray.tune import Stopper
+from ray.tune.schedulers import HyperBandScheduler, TrialScheduler
 
 from tuner.constants import METRIC
 from tuner.plateau import is_non_finite, is_plateau
@@ -37,3 +39,19 @@ class PlateauStopper(Stopper):
 
     def stop_all(self) -> bool:
         return False
+
+
+class FinishingHyperBand(HyperBandScheduler):
+    """Ray's HyperBand, except that a trial reporting its last epoch is stopped rather than paused.
+
+    HyperBand pauses a trial that reaches its bracket's milestone until the others get there. At the
+    last milestone our trainable has already returned; if the bracket ends while that pause is still
+    being saved, Ray's cleanup skips the trial (it is not PAUSED yet), and the sweep then waits forever
+    on a paused trial nothing resumes (seen once in six 4-trial sweeps). A trial at max_t is done: stop it.
+    """
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        action = super().on_trial_result(tune_controller, trial, result)
+        if action == TrialScheduler.PAUSE and result.get(self._time_attr, 0) >= self._max_t_attr:
+            return TrialScheduler.STOP
+        return action

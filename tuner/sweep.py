@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ import optuna
 from ray import tune
 
 from tuner import record, results, search_methods
+from tuner.checkpoints import refill_deleted_checkpoints
 from tuner.constants import BEST_MODEL_FILE, METRIC, MODE, RESULTS_DIR
 from tuner.dashboard import study_url
 from tuner.data import ImageSplits, TeacherData, check_spec, images_of, with_targets
@@ -191,6 +193,7 @@ def resume_sweep(
         f"resuming {exp_dir.name!r}: {finished} of {settings.num_samples} trials finished, "
         f"{len(trials) - finished} to continue"
     )
+    refilled = [] if "://" in storage else refill_deleted_checkpoints(exp_dir, record.unfinished(exp_dir))
     try:
         # Errored trials stay errors: each already had its --max-failures retries.
         with _quiet_ray():
@@ -213,7 +216,11 @@ def resume_sweep(
     for callback in getattr(run_config, "callbacks", None) or []:
         if isinstance(callback, SweepMonitor):
             callback.resume(exp_dir, echo)
-    return _fit_and_summarise(tuner, exp_dir, settings, splits.benchmark_images, echo)
+    try:
+        return _fit_and_summarise(tuner, exp_dir, settings, splits.benchmark_images, echo)
+    finally:
+        for directory in refilled:  # Ray restored from one of them at most; none is needed any more
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 @contextmanager

@@ -8,16 +8,14 @@ Ray's object store: the teacher targets are computed once per sweep.
 
 from __future__ import annotations
 
-import posixpath
 import tempfile
 from typing import Any
 
-import pyarrow.fs
 import ray
 import torch
 from ray import tune
 
-from tuner.checkpoints import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from tuner.checkpoints import load_checkpoint, save_checkpoint
 from tuner.configs import split_config
 from tuner.data import TeacherData
 from tuner.training import Trainer
@@ -35,30 +33,6 @@ def trial_device(gpus: float) -> str:
     return "cpu"
 
 
-def resume_point(checkpoint: tune.Checkpoint) -> tune.Checkpoint:
-    """The checkpoint Ray hands a restored trial, or where it is gone, the trial's newest one.
-
-    Ray saves its experiment state every few seconds; a sweep killed between two saves is restored
-    from the older state, which can name a checkpoint that keeping only the newest (num_to_keep)
-    has deleted since. The newer checkpoint beside it is the right one to continue from.
-    """
-    fs = checkpoint.filesystem
-    if fs.get_file_info(posixpath.join(checkpoint.path, CHECKPOINT_FILE)).type == pyarrow.fs.FileType.File:
-        return checkpoint
-    trial_dir = posixpath.dirname(checkpoint.path.rstrip("/"))
-    candidates = [
-        info
-        for info in fs.get_file_info(pyarrow.fs.FileSelector(trial_dir, allow_not_found=True))
-        if info.base_name.startswith("checkpoint_")
-    ]
-    files = [fs.get_file_info(posixpath.join(c.path, CHECKPOINT_FILE)) for c in candidates]
-    files = [f for f in files if f.type == pyarrow.fs.FileType.File]
-    if not files:
-        raise RuntimeError(f"checkpoint {checkpoint.path} is gone and {trial_dir} holds no other to resume from")
-    newest = max(files, key=lambda f: f.mtime_ns or 0)
-    return tune.Checkpoint(posixpath.dirname(newest.path), filesystem=fs)
-
-
 def train_trial(config: dict[str, Any], data: TeacherData) -> None:
     """Ray Tune function trainable (wrapped by tune.with_parameters in the sweep)."""
     resources = tune.get_context().get_trial_resources().required_resources
@@ -69,7 +43,7 @@ def train_trial(config: dict[str, Any], data: TeacherData) -> None:
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
-        with resume_point(checkpoint).as_directory() as d:
+        with checkpoint.as_directory() as d:
             trainer.load_state_dict(load_checkpoint(d))
 
     node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran it, for trials.csv
