@@ -38,7 +38,7 @@ START_S = 2.0  # a trial's actor start, as seen on the 2-core machine
 def replay(trials: list[record.TrialRecord], workers: int, grace: int, rf: int, patience: int | None) -> dict:
     """Epochs trained and the best final val loss under ASHA (+ the plateau stopper unless patience is None)."""
     max_t = max(len(t.epochs) for t in trials)
-    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_t, grace_period=grace, reduction_factor=rf)
+    scheduler = ASHAScheduler(time_attr="epoch", max_t=max_t, grace_period=grace, reduction_factor=rf)
     scheduler.set_search_properties(METRIC, MODE)
     stopper = PlateauStopper(patience=patience) if patience else None
     queue = list(trials)
@@ -58,7 +58,7 @@ def replay(trials: list[record.TrialRecord], workers: int, grace: int, rf: int, 
         now, index, epoch = heapq.heappop(events)
         trial = trials[index]
         shell = SimpleNamespace(trial_id=trial.trial_id)
-        result = {"training_iteration": epoch, METRIC: trial.epochs[epoch - 1][METRIC]}
+        result = {"epoch": epoch, METRIC: trial.epochs[epoch - 1][METRIC]}
         trained[trial.trial_id] = epoch
         stopped = stopper is not None and stopper(trial.trial_id, result)
         if not stopped:

@@ -85,10 +85,12 @@ def searcher(settings: SweepSettings, space: SearchSpace, storage_url: str | Non
 
 
 def scheduler(settings: SweepSettings, space: SearchSpace) -> Any:
-    """The trial scheduler, on epochs (training_iteration)."""
+    """The trial scheduler, on the epoch each report states. Not Ray's training_iteration, which counts
+    reports: a trial resumed from a checkpoint newer than Ray's saved state, or given another trial's by
+    PBT, is at an epoch that count does not know."""
     from ray.tune import schedulers
 
-    common = {"time_attr": "training_iteration"}
+    common = {"time_attr": "epoch"}
     if settings.scheduler == "asha":
         return schedulers.ASHAScheduler(
             **common,
