@@ -41,7 +41,9 @@ def refill_deleted_checkpoints(exp_dir: Path, trial_ids: list[str]) -> list[Path
     then refuses to restore the trial ("does not exist on storage anymore"). Checkpoints are numbered
     upwards, so the names it can ask for are the missing ones below the newest; each becomes a copy made
     of hard links (no extra disk) of the newest. The trial then continues from its newest epoch, which
-    the checkpoint itself records. Returns the directories made, for the caller to remove afterwards.
+    the checkpoint itself records. Ray writes its next checkpoints into the names after the one it
+    restored, in place, so every linked name keeps holding the newest; they are left for later resumes.
+    Returns the directories made.
     """
     made = []
     for trial_id in trial_ids:

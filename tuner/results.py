@@ -51,8 +51,9 @@ class Summary:
 
 
 def _latest_checkpoint(trial_dir: Path) -> str:
-    # Newest by time, not name: a trial restored from Ray's older saved state numbers its checkpoints anew.
-    found = sorted(trial_dir.glob("checkpoint_*/checkpoint.pt"), key=lambda p: p.stat().st_mtime_ns)
+    # Newest by time, then name: a trial restored from Ray's older saved state numbers its checkpoints
+    # anew, and names linked to one checkpoint on resume (checkpoints.refill_deleted_checkpoints) tie.
+    found = sorted(trial_dir.glob("checkpoint_*/checkpoint.pt"), key=lambda p: (p.stat().st_mtime_ns, p.parent.name))
     return str(found[-1]) if found else ""
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import shlex
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -193,7 +192,8 @@ def resume_sweep(
         f"resuming {exp_dir.name!r}: {finished} of {settings.num_samples} trials finished, "
         f"{len(trials) - finished} to continue"
     )
-    refilled = [] if "://" in storage else refill_deleted_checkpoints(exp_dir, record.unfinished(exp_dir))
+    if "://" not in storage:
+        refill_deleted_checkpoints(exp_dir, record.unfinished(exp_dir))
     try:
         # Errored trials stay errors: each already had its --max-failures retries.
         with _quiet_ray():
@@ -216,11 +216,7 @@ def resume_sweep(
     for callback in getattr(run_config, "callbacks", None) or []:
         if isinstance(callback, SweepMonitor):
             callback.resume(exp_dir, echo)
-    try:
-        return _fit_and_summarise(tuner, exp_dir, settings, splits.benchmark_images, echo)
-    finally:
-        for directory in refilled:  # Ray restored from one of them at most; none is needed any more
-            shutil.rmtree(directory, ignore_errors=True)
+    return _fit_and_summarise(tuner, exp_dir, settings, splits.benchmark_images, echo)
 
 
 @contextmanager
