@@ -8,9 +8,10 @@ Per seed, N configurations are drawn from the search space once (seeded) and
 given to every way as the sweep's start points, so each way trains exactly the
 same configurations on the same images; only what ends them differs:
 
-    fifo          every trial to --epochs (no scheduler, no plateau stopper)
-    asha          ASHA only
-    asha+plateau  ASHA and tuner's plateau stopper (the default sweep)
+    fifo              every trial to --epochs (no scheduler, no plateau stopper)
+    asha              tuner's ASHA only (asha.py: promotes the top 1/rf of a rung, pauses the rest)
+    asha+plateau      tuner's ASHA and the plateau stopper (the default sweep)
+    ray-asha+plateau  Ray's ASHAScheduler and the plateau stopper (the default before asha.py)
 
 Per way: epochs trained, wall time, the best trial's val loss and val PSNR, and
 its PSNR on real CIFAR-10 images (--real, a folder; this repo's checks use
@@ -45,7 +46,12 @@ from tuner.search_spaces import load_space
 from tuner.settings import SweepSettings
 from tuner.sweep import run_sweep
 
-WAYS = {"fifo": ("fifo", False), "asha": ("asha", False), "asha+plateau": ("asha", True)}
+WAYS = {
+    "fifo": ("fifo", False),
+    "asha": ("asha", False),
+    "asha+plateau": ("asha", True),
+    "ray-asha+plateau": ("ray-asha", True),
+}
 DEFAULT_REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-sample"
 
 
@@ -116,7 +122,7 @@ def run_way(way: str, space: Path, seed: int, args: argparse.Namespace, storage:
         "real_psnr": real,
     }
     print(
-        f"seed {seed} {way:13s} epochs {row['epochs']:3d}  wall {wall:5.0f} s  best val loss {row['best_val_loss']:.5f}"
+        f"seed {seed} {way:16s} epochs {row['epochs']:3d}  wall {wall:5.0f} s  best val loss {row['best_val_loss']:.5f}"
         f"  val PSNR {row['best_val_psnr']:.2f} dB  real PSNR {real:.2f} dB",
         flush=True,
     )

@@ -1,18 +1,20 @@
-"""Replay FIFO runs through Ray's ASHA and tuner's plateau stopper, to choose early-stopping defaults.
+"""Replay FIFO runs through tuner's ASHA (or Ray's) and the plateau stopper, to choose early-stopping defaults.
 
-    .venv/bin/python benchmarks/early_stopping.py --ways fifo --epochs 8 --keep /tmp/fifo   # train once
-    .venv/bin/python benchmarks/replay_stopping.py /tmp/fifo                                # replay, seconds
+    .venv/bin/python benchmarks/early_stopping.py --ways fifo --keep /tmp/fifo   # train once
+    .venv/bin/python benchmarks/replay_stopping.py /tmp/fifo                     # replay, seconds
+    .venv/bin/python benchmarks/replay_stopping.py /tmp/fifo --scheduler ray-asha
 
 Training the same configurations three ways for each candidate setting costs
 minutes per setting. A FIFO run already holds every epoch of every trial, and a
-trial's epoch k does not depend on whether it is later stopped (the one-cycle
-schedule is fixed by --max-epochs), so cutting its history short is what ASHA
-and the plateau stopper would have produced. This replays those histories
-through the real `ASHAScheduler` and `PlateauStopper`, with the trials started
-in the FIFO run's order on as many workers as it had, each epoch taking the
-time it took, and prints per setting the share of FIFO's epochs trained and how
-far the best final val loss is from FIFO's, per seed. `early_stopping.py` then
-confirms a chosen setting by training it for real.
+trial's epoch k does not depend on whether it is later stopped or paused (the
+one-cycle schedule is fixed by --max-epochs), so cutting its history short is
+what the scheduler and the plateau stopper would have produced. This replays
+those histories through the real `PromotingASHA` (or Ray's `ASHAScheduler`) and
+`PlateauStopper`, with the trials started in the FIFO run's order on as many
+workers as it had, each epoch taking the time it took, and prints per setting
+the share of FIFO's epochs trained and how far the best final val loss is from
+FIFO's, per seed. `early_stopping.py` then confirms a chosen setting by
+training it for real.
 """
 
 from __future__ import annotations
@@ -25,51 +27,88 @@ import statistics
 from pathlib import Path
 from types import SimpleNamespace
 
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
 from tuner import record
+from tuner.asha import PromotingASHA
 from tuner.constants import METRIC, MODE
 from tuner.experiments import read_state
 from tuner.stoppers import PlateauStopper
 
-START_S = 2.0  # a trial's actor start, as seen on the 2-core machine
+START_S = 2.0  # a trial's actor start (and a paused trial's restart), as seen on the 2-core machine
 
 
-def replay(trials: list[record.TrialRecord], workers: int, grace: int, rf: int, patience: int | None) -> dict:
-    """Epochs trained and the best final val loss under ASHA (+ the plateau stopper unless patience is None)."""
+class Controller:
+    """The calls a scheduler makes on Ray's TuneController: every trial's status, and stopping a paused one."""
+
+    def __init__(self, trials: list[record.TrialRecord]) -> None:
+        self.shells = [SimpleNamespace(trial_id=t.trial_id, status=Trial.PENDING, is_saving=False) for t in trials]
+
+    def get_trials(self) -> list[SimpleNamespace]:
+        return self.shells
+
+    def stop_trial(self, shell: SimpleNamespace) -> None:
+        shell.status = Trial.TERMINATED
+
+
+def replay(
+    trials: list[record.TrialRecord], workers: int, grace: int, rf: int, patience: int | None, scheduler: str = "asha"
+) -> dict:
+    """Epochs trained and the best final val loss under tuner's ASHA (or Ray's, `ray-asha`), plus the
+    plateau stopper unless patience is None. New trials take a free worker first, as in Ray Tune; then a
+    paused trial the scheduler chooses resumes (paying START_S again) where it stopped."""
     max_t = max(len(t.epochs) for t in trials)
-    scheduler = ASHAScheduler(time_attr="epoch", max_t=max_t, grace_period=grace, reduction_factor=rf)
-    scheduler.set_search_properties(METRIC, MODE)
+    if scheduler == "asha":
+        sched = PromotingASHA(max_t=max_t, grace_period=grace, reduction_factor=rf, num_samples=len(trials))
+    else:
+        sched = ASHAScheduler(time_attr="epoch", max_t=max_t, grace_period=grace, reduction_factor=rf)
+    sched.set_search_properties(METRIC, MODE)
     stopper = PlateauStopper(patience=patience) if patience else None
-    queue = list(trials)
+    ctl = Controller(trials)
+    index_of = {t.trial_id: i for i, t in enumerate(trials)}
+    queue = list(range(len(trials)))
     events: list[tuple[float, int, int]] = []  # (time, trial index, epoch reached)
-    free_at = [0.0] * workers
-    trained = {}
+    trained = dict.fromkeys(index_of, 0)
+    free = workers
 
-    def start(now: float) -> None:
-        index = len(trials) - len(queue)
-        trial = queue.pop(0)
-        scheduler.on_trial_add(None, SimpleNamespace(trial_id=trial.trial_id))
-        heapq.heappush(events, (now + START_S + trial.epochs[0]["epoch_time_s"], index, 1))
+    def run(index: int, now: float) -> None:
+        nonlocal free
+        free -= 1
+        ctl.shells[index].status = Trial.RUNNING
+        epoch = trained[trials[index].trial_id] + 1
+        heapq.heappush(events, (now + START_S + trials[index].epochs[epoch - 1]["epoch_time_s"], index, epoch))
 
-    for w in range(min(workers, len(queue))):
-        start(free_at[w])
+    def fill(now: float) -> None:
+        while free > 0:
+            if queue:
+                sched.on_trial_add(None, ctl.shells[queue[0]])
+                run(queue.pop(0), now)
+                continue
+            chosen = sched.choose_trial_to_run(ctl)
+            if chosen is None or chosen.status != Trial.PAUSED:
+                return
+            run(index_of[chosen.trial_id], now)
+
+    fill(0.0)
     while events:
         now, index, epoch = heapq.heappop(events)
-        trial = trials[index]
-        shell = SimpleNamespace(trial_id=trial.trial_id)
+        trial, shell = trials[index], ctl.shells[index]
         result = {"epoch": epoch, METRIC: trial.epochs[epoch - 1][METRIC]}
         trained[trial.trial_id] = epoch
-        stopped = stopper is not None and stopper(trial.trial_id, result)
-        if not stopped:
-            stopped = scheduler.on_trial_result(None, shell, result) == TrialScheduler.STOP
-        if stopped or epoch == len(trial.epochs):
-            scheduler.on_trial_complete(None, shell, result)
-            if queue:
-                start(now)
-        else:
+        decision = TrialScheduler.STOP if stopper is not None and stopper(trial.trial_id, result) else None
+        decision = decision or sched.on_trial_result(ctl, shell, result)
+        if decision == TrialScheduler.CONTINUE and epoch < len(trial.epochs):
             heapq.heappush(events, (now + trial.epochs[epoch]["epoch_time_s"], index, epoch + 1))
-    final = [t.epochs[trained[t.trial_id] - 1][METRIC] for t in trials]
+            continue
+        free += 1
+        if decision == TrialScheduler.PAUSE:
+            shell.status = Trial.PAUSED
+        else:
+            shell.status = Trial.TERMINATED
+            sched.on_trial_complete(ctl, shell, result)
+        fill(now)
+    final = [t.epochs[trained[t.trial_id] - 1][METRIC] for t in trials if trained[t.trial_id]]
     return {"epochs": sum(trained.values()), "best": min(_finite(v) for v in final)}
 
 
@@ -84,6 +123,9 @@ def main() -> None:
     parser.add_argument("--grace", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--rf", type=int, nargs="+", default=[2, 3, 4, 6, 8])
     parser.add_argument("--patience", type=int, nargs="+", default=[0, 1, 2, 3], help="0: no plateau stopper")
+    parser.add_argument(
+        "--scheduler", choices=["asha", "ray-asha"], default="asha", help="tuner's ASHA, or Ray's ASHAScheduler [asha]"
+    )
     args = parser.parse_args()
     runs = {
         p.name: list(record.read(p).values())
@@ -104,7 +146,7 @@ def main() -> None:
         for trials in runs.values():
             fifo_epochs = sum(len(t.epochs) for t in trials)
             fifo_best = min(_finite(t.epochs[-1][METRIC]) for t in trials)
-            got = replay(trials, args.workers, grace, rf, patience or None)
+            got = replay(trials, args.workers, grace, rf, patience or None, args.scheduler)
             shares.append(100 * got["epochs"] / fifo_epochs)
             gaps.append(100 * (got["best"] / fifo_best - 1))
         met = statistics.median(shares) <= 35 and statistics.median(gaps) <= 5

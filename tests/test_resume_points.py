@@ -44,7 +44,7 @@ def test_a_trial_ray_never_saved_is_lost_and_left_out(tmp_path):
     lines = []
     monitor = SweepMonitor(tmp_path, num_samples=2, max_epochs=3, parallel=1, echo=lines.append)
     monitor.resume(tmp_path, lines.append)
-    monitor.on_step_begin(0, trials=[SimpleNamespace(trial_id="kept")])
+    monitor.on_step_begin(0, trials=[SimpleNamespace(trial_id="kept", status="RUNNING")])
     monitor.on_step_begin(1, trials=[])  # only the first step after a resume compares
     assert list(record.read(tmp_path)) == ["kept"]
     assert '"outcome": "lost"' in (tmp_path / record.RECORD_FILE).read_text()  # its epochs stay in the file

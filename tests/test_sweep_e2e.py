@@ -81,8 +81,9 @@ def test_an_existing_name_is_never_overwritten(tiny_sweep, capsys):
     assert (tiny_sweep / "trials.csv").read_text() == before
 
 
-# lr picks a scripted loss curve. ASHA (grace 1, factor 2, max 5) can only stop at
+# lr picks a scripted loss curve. Ray's ASHA (grace 1, factor 2, max 5) can only stop at
 # epochs 1, 2 and 4; the plateau stopper (patience 1) is the only one that can stop at 3.
+# (tuner's own ASHA, which pauses trials at rungs, has its test in test_asha.py.)
 CURVES = {
     1.0: [1.0, 0.5, 0.25, 0.12, 0.06],  # good: runs to the end
     2.0: [5.0, 4.0, 3.0, 2.0, 1.0],  # bad from the start: ASHA stops it at epoch 1
@@ -95,7 +96,7 @@ def scripted_trainable(config, data):
         tune.report({"epoch": epoch, "train_loss": loss, "val_loss": loss, "val_psnr": -loss, "diverged": False})
 
 
-def test_asha_and_the_plateau_stopper_each_stop_a_trial(tmp_path, ray_local):
+def test_ray_asha_and_the_plateau_stopper_each_stop_a_trial(tmp_path, ray_local):
     space = tmp_path / "scripted.yaml"
     space.write_text(
         "params:\n  lr: {type: choice, values: [1.0, 2.0, 3.0]}\nstart:\n  - {lr: 1.0}\n  - {lr: 2.0}\n  - {lr: 3.0}\n"
@@ -114,11 +115,12 @@ def test_asha_and_the_plateau_stopper_each_stop_a_trial(tmp_path, ray_local):
         val_size=8,
         concurrency=1,
         storage=str(tmp_path),
+        scheduler="ray-asha",
     )
     outcome = run_sweep(settings, trainable=scripted_trainable, echo=lambda line: None)
     by_lr = outcome.summary.trials.set_index("config/lr")
     assert (by_lr.loc[1.0, "status"], by_lr.loc[1.0, "epochs"]) == ("completed", 5)
-    assert (by_lr.loc[2.0, "status"], by_lr.loc[2.0, "epochs"]) == ("asha", 1)
+    assert (by_lr.loc[2.0, "status"], by_lr.loc[2.0, "epochs"]) == ("ray-asha", 1)
     assert (by_lr.loc[3.0, "status"], by_lr.loc[3.0, "epochs"]) == ("plateau", 3)
 
 

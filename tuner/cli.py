@@ -141,7 +141,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--scheduler",
         choices=SCHEDULERS,
-        help="Ray Tune scheduler that ends or evolves trials [the space file's, else asha]",
+        help="what ends or evolves trials: asha (tuner's, pauses trials at rungs), ray-asha (Ray's "
+        "ASHAScheduler) or another Ray Tune scheduler [the space file's, else asha]",
     )
     p.add_argument(
         "--no-plateau", dest="plateau", action="store_false", default=None, help="turn the plateau stopper off"

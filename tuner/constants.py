@@ -21,8 +21,8 @@ OPTUNA_DB = "optuna.db"
 DATASETS = ("auto", "synthetic", "cifar10", "folder:PATH")
 
 # How a trial ended, as trials.csv and the report say it.
-# A scheduler that ended a trial early is named (asha, hyperband, median); plateau is our own stopper.
-STATUSES = ("completed", "asha", "hyperband", "median", "plateau", "diverged", "error", "unfinished")
+# A scheduler that ended a trial early is named (asha, ray-asha, hyperband, median); plateau is our own stopper.
+STATUSES = ("completed", "asha", "ray-asha", "hyperband", "median", "plateau", "diverged", "error", "unfinished")
 
 # How tables are printed (`tuner results --format`, `tuner list --format`).
 TABLE_FORMATS = ("table", "csv", "json", "markdown")

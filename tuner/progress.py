@@ -6,6 +6,8 @@ happen, so the tables never depend on Ray's own loggers. Each epoch also prints
 
     [  41s] trial 3f2a epoch 2/3  val_loss 0.00231  val_psnr 26.4 dB | 1 done, 2 running, 1 pending | at most 90 s left
 
+("paused" joins the counts while tuner's ASHA holds trials at a rung.)
+
 The estimate is an upper bound: every unfinished trial running to --max-epochs,
 as many at a time as fit, at the median epoch time measured so far.
 """
@@ -56,6 +58,7 @@ class SweepMonitor(Callback):
         self.epochs_done: dict[str, int] = {}  # unfinished trials: epochs reported
         self.configs: dict[str, dict] = {}  # each trial's config as last recorded
         self.ended = 0
+        self.paused = 0  # trials paused by the scheduler (tuner's ASHA, HyperBand), waiting at a rung
         self.resumed = False  # set by resume(): check the record against Ray's restored trials
 
     def resume(self, exp_dir: Path, echo: Callable[[str], None]) -> None:
@@ -65,9 +68,11 @@ class SweepMonitor(Callback):
         self.ended = sum(t.outcome is not None for t in trials.values())
         self.epochs_done = {t.trial_id: len(t.epochs) for t in trials.values() if t.outcome is None}
         self.epoch_seconds = [e["epoch_time_s"] for t in trials.values() for e in t.epochs if e.get("epoch_time_s")]
+        self.paused = 0
         self.resumed = True
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        self.paused = sum(t.status == "PAUSED" for t in trials)
         # On the first step of a resume, Ray has loaded its saved trials: an unfinished trial of the record
         # that Ray does not know started after Ray's last save. Its configuration runs again as a new trial.
         if not self.resumed:
@@ -107,9 +112,14 @@ class SweepMonitor(Callback):
             self.echo(f"first epoch took {duration(self.epoch_seconds[0])}: {self._budget()}")
 
     def _counts(self) -> str:
-        running = len(self.epochs_done)
-        pending = max(0, self.num_samples - self.ended - running)
-        return f"{self.ended} done, {running} running, {pending} pending"
+        started = len(self.epochs_done)  # running or paused
+        pending = max(0, self.num_samples - self.ended - started)
+        paused = min(self.paused, started)
+        return (
+            f"{self.ended} done, {started - paused} running, "
+            + (f"{paused} paused, " if paused else "")
+            + (f"{pending} pending")
+        )
 
     def _estimate(self) -> str:
         left = (

@@ -28,6 +28,7 @@ from tuner.teacher import teach, to_float
 MARKERS = {
     "completed": ("*", "tab:green"),
     "asha": ("x", "tab:red"),
+    "ray-asha": ("x", "tab:pink"),
     "hyperband": ("x", "tab:purple"),
     "median": ("x", "tab:brown"),
     "plateau": ("o", "tab:orange"),

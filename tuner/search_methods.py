@@ -1,10 +1,12 @@
 """Searchers and schedulers by name: the one file to touch to add either.
 
     --searcher tpe | random | cmaes | gp | qmc      Optuna samplers, through Ray Tune's OptunaSearch
-    --scheduler asha | hyperband | median | pbt | fifo
+    --scheduler asha | ray-asha | hyperband | median | pbt | fifo
 
 `check` refuses, before Ray starts, a combination that cannot work; `searcher`
-and `scheduler` build the Ray Tune objects. PBT copies a better trial's
+and `scheduler` build the Ray Tune objects. `asha` is tuner's PromotingASHA
+(asha.py: a trial passes a rung only in the top 1/rf of it, else it pauses);
+`ray-asha` is Ray's ASHAScheduler, which lets the first trials at a rung go on. PBT copies a better trial's
 checkpoint into a worse one and perturbs its lr and weight_decay (never a
 model-shape parameter, whose weights come with the checkpoint); it proposes
 configurations itself, so it runs with Ray's own random sampling (`random`),
@@ -23,9 +25,9 @@ if TYPE_CHECKING:
     from tuner.settings import SweepSettings
 
 SEARCHERS = ("tpe", "random", "cmaes", "gp", "qmc")
-SCHEDULERS = ("asha", "hyperband", "median", "pbt", "fifo")
+SCHEDULERS = ("asha", "ray-asha", "hyperband", "median", "pbt", "fifo")
 # Schedulers that end trials early: trials.csv names the one that ended each trial.
-STOPPING_SCHEDULERS = ("asha", "hyperband", "median")
+STOPPING_SCHEDULERS = ("asha", "ray-asha", "hyperband", "median")
 PBT_MUTABLE = ("lr", "weight_decay")
 NUMERIC_ONLY = ("cmaes",)  # CMA-ES has no notion of a categorical parameter
 
@@ -92,6 +94,16 @@ def scheduler(settings: SweepSettings, space: SearchSpace) -> Any:
 
     common = {"time_attr": "epoch"}
     if settings.scheduler == "asha":
+        from tuner.asha import PromotingASHA
+
+        return PromotingASHA(
+            max_t=settings.max_epochs,
+            grace_period=settings.grace_period,
+            reduction_factor=settings.reduction_factor,
+            num_samples=settings.num_samples,
+            **common,
+        )
+    if settings.scheduler == "ray-asha":
         return schedulers.ASHAScheduler(
             **common,
             max_t=settings.max_epochs,
@@ -110,6 +122,20 @@ def scheduler(settings: SweepSettings, space: SearchSpace) -> Any:
             **common, perturbation_interval=settings.grace_period, hyperparam_mutations=mutations, log_config=False
         )
     return schedulers.FIFOScheduler()
+
+
+def with_limit(search_alg: Any, trial_scheduler: Any, settings: SweepSettings, parallel: int) -> tuple[Any, int | None]:
+    """The searcher, and Ray's max_concurrent_trials. Ray's limit counts paused trials, so tuner's ASHA (which
+    pauses trials at rungs) gets a limit that does not, and only when the user set one: the nodes' resources
+    bound trials at once anyway."""
+    if settings.scheduler != "asha":
+        return search_alg, parallel
+    if settings.concurrency is None:
+        return search_alg, None
+    from tuner.asha import RunningLimit
+
+    trial_scheduler.max_running = settings.concurrency
+    return RunningLimit(search_alg, settings.concurrency, trial_scheduler), None
 
 
 def checkpoints_to_keep(scheduler: str) -> int:

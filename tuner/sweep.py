@@ -15,17 +15,13 @@ trials.csv, history.csv and best.json.
 
 from __future__ import annotations
 
-import logging
-import os
 import shlex
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import optuna
 from ray import tune
 
 from tuner import record, results, search_methods
@@ -35,6 +31,7 @@ from tuner.dashboard import study_url
 from tuner.data import ImageSplits, TeacherData, check_spec, images_of, with_targets
 from tuner.errors import ExperimentError, ExperimentExistsError, SettingsError, first_line
 from tuner.experiments import find_experiment, read_state, write_state
+from tuner.fit import quiet_ray, started_together
 from tuner.progress import SweepMonitor
 from tuner.raycluster import RayInfo, check_fits, connect, slots
 from tuner.search_spaces import load_space
@@ -71,6 +68,13 @@ def _connect_and_check(settings: SweepSettings, address: str | None, echo: Calla
         "lower --cpus-per-trial / --gpus-per-trial, or add a node that large",
     )
     return found
+
+
+def _parallel(settings: SweepSettings, found: RayInfo) -> int:
+    """Trials at a time: --concurrency, else as many as the nodes fit."""
+    return settings.concurrency or min(
+        settings.num_samples, slots(found, settings.cpus_per_trial, settings.gpus_per_trial)
+    )
 
 
 def _data(settings: SweepSettings, dataset: str | None, echo: Callable[[str], None]) -> tuple[TeacherData, ImageSplits]:
@@ -123,10 +127,12 @@ def run_sweep(
     except OSError as exc:
         raise SettingsError(f"cannot create {exp_dir} ({exc.strerror}); choose another --storage") from None
     settings.save(exp_dir, dataset_used=splits.source, search_space=str(space.path))
-    parallel = settings.concurrency or min(
-        settings.num_samples, slots(found, settings.cpus_per_trial, settings.gpus_per_trial)
-    )
+    parallel = _parallel(settings, found)
     monitor = SweepMonitor(exp_dir, settings.num_samples, settings.max_epochs, parallel, echo)
+    trial_scheduler = search_methods.scheduler(settings, space)
+    search_alg, limit = search_methods.with_limit(
+        search_methods.searcher(settings, space, study_url(exp_dir)), trial_scheduler, settings, parallel
+    )
     tuner = tune.Tuner(
         _with_data(trainable, data, settings),
         param_space={**space.to_tune(), "max_epochs": settings.max_epochs, "seed": settings.seed},
@@ -134,10 +140,13 @@ def run_sweep(
             metric=METRIC,
             mode=MODE,
             num_samples=settings.num_samples,
-            search_alg=search_methods.searcher(settings, space, study_url(exp_dir)),
-            scheduler=search_methods.scheduler(settings, space),
-            max_concurrent_trials=parallel,
+            search_alg=search_alg,
+            scheduler=trial_scheduler,
+            max_concurrent_trials=limit,
             trial_dirname_creator=_trial_dirname,
+            # A new trial, or a paused one resuming, takes over a finished trial's worker process instead of
+            # starting one (imports, data, CUDA): the 8 x 8 x 512-image sweep of test runs took 15 s, not 41 s.
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             name=settings.name,
@@ -154,7 +163,7 @@ def run_sweep(
         f"{parallel} at a time; space {space.name} ({', '.join(p.name for p in space.params)}); "
         f"searcher {settings.searcher}, scheduler {settings.scheduler}{', plateau stopper' if settings.plateau else ''}"
     )
-    return _fit_and_summarise(tuner, exp_dir, settings, splits.benchmark_images, echo)
+    return _fit_and_summarise(tuner, exp_dir, settings, parallel, splits.benchmark_images, echo)
 
 
 def resume_sweep(
@@ -184,7 +193,7 @@ def resume_sweep(
         raise ExperimentError(
             f"experiment {exp_dir.name!r} was interrupted before Ray saved any state; start it again under a new --name"
         )
-    _connect_and_check(settings, address or settings.address, echo)
+    found = _connect_and_check(settings, address or settings.address, echo)
     data, splits = _data(settings, info.get("dataset_used"), echo)
     trials = record.read(exp_dir).values()
     finished = sum(t.outcome is not None for t in trials)
@@ -196,7 +205,7 @@ def resume_sweep(
         refill_deleted_checkpoints(exp_dir, record.unfinished(exp_dir))
     try:
         # Errored trials stay errors: each already had its --max-failures retries.
-        with _quiet_ray():
+        with quiet_ray():
             tuner = tune.Tuner.restore(
                 settings.ray_experiment_path,
                 trainable=_with_data(trainable, data, settings),
@@ -216,42 +225,23 @@ def resume_sweep(
     for callback in getattr(run_config, "callbacks", None) or []:
         if isinstance(callback, SweepMonitor):
             callback.resume(exp_dir, echo)
-    return _fit_and_summarise(tuner, exp_dir, settings, splits.benchmark_images, echo)
-
-
-@contextmanager
-def _quiet_ray() -> Iterator[None]:
-    """Ray Tune's own output (a configuration box, warnings on Ctrl-C and on resume) and Optuna's
-    study line repeat what tuner's progress lines say; keep them off the terminal while fit() runs."""
-    loggers = [logging.getLogger(name) for name in ("ray.tune", "ray.train")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    optuna_level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    new_output = os.environ.get("RAY_AIR_NEW_OUTPUT")
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # the classic reporter prints nothing at verbose=0
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
-        optuna.logging.set_verbosity(optuna_level)
-        if new_output is None:
-            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
-        else:
-            os.environ["RAY_AIR_NEW_OUTPUT"] = new_output
+    return _fit_and_summarise(tuner, exp_dir, settings, _parallel(settings, found), splits.benchmark_images, echo)
 
 
 def _fit_and_summarise(
-    tuner: tune.Tuner, exp_dir: Path, settings: SweepSettings, benchmark_images: Any, echo: Callable[[str], None]
+    tuner: tune.Tuner,
+    exp_dir: Path,
+    settings: SweepSettings,
+    parallel: int,
+    benchmark_images: Any,
+    echo: Callable[[str], None],
 ) -> SweepOutcome:
     """Run the tuner; whatever happens, write the tables of what exists and the experiment's state.
     Finished means: as many trials as asked for, each with an end in the record. A finished sweep then
     benchmarks its best model."""
     write_state(exp_dir, "running")
     try:
-        with _quiet_ray():
+        with quiet_ray(), started_together(parallel):
             tuner.fit()  # Ctrl-C: Ray saves its state and returns early
     finally:
         if settings.remote_storage:
