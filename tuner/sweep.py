@@ -144,9 +144,11 @@ def run_sweep(
             scheduler=trial_scheduler,
             max_concurrent_trials=limit,
             trial_dirname_creator=_trial_dirname,
-            # A new trial, or a paused one resuming, takes over a finished trial's worker process instead of
-            # starting one (imports, data, CUDA): the 8 x 8 x 512-image sweep of test runs took 15 s, not 41 s.
-            reuse_actors=True,
+            # On a GPU a trial's start (a process, imports, data, CUDA) costs several epochs, so a new or resumed
+            # trial takes over a finished one's worker. Not on CPUs: there a start costs ~2 s, and a reused
+            # worker's paused or stopped trial first trains one more epoch nobody reads (Ray's function
+            # trainables run one report ahead), which slowed the quick preset's epochs from 13 s to 16-20 s.
+            reuse_actors=settings.gpus_per_trial > 0,
         ),
         run_config=tune.RunConfig(
             name=settings.name,
