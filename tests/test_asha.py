@@ -130,6 +130,20 @@ def test_a_concurrency_limit_holds_promotions_back():
     assert asha.choose_trial_to_run(ctl).trial_id == "a"
 
 
+def test_a_resumed_sweep_rebuilds_the_rungs_from_the_record():
+    asha, ctl = scheduler(max_t=4, rf=2)  # rungs 1 and 2
+    # a passed rung 1 and reached rung 2; b waited at rung 1; c and d, finished, lost there.
+    asha.restore({"a": [0.1, 0.05], "b": [0.2], "c": [0.3], "d": [0.4]}, unfinished={"a", "b"})
+    assert asha.recorded == {1: {"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.4}, 2: {"a": 0.05}}
+    assert asha.promoted == {1: {"a"}, 2: set()} and asha.waiting == {"a": 2, "b": 1}
+    # Ray restarts every unfinished trial: b trains on to epoch 2 and pauses, still waiting at rung 1.
+    assert report(asha, ctl, "b", 2, 0.04) == PAUSE
+    assert asha.waiting["b"] == 1
+    # Promoted at rung 1 (2 of 4 go on), b already stands at rung 2 and is judged there: better than a.
+    assert asha.choose_trial_to_run(ctl).trial_id == "b"
+    assert asha.recorded[2] == {"a": 0.05, "b": 0.04} and asha.promoted[2] == {"b"}
+
+
 def test_a_nan_loss_ranks_last():
     asha, ctl = scheduler(rf=2)
     report(asha, ctl, "a", 1, float("nan"))

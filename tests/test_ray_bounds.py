@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -179,6 +181,44 @@ def test_ctrl_c_interrupts_and_resume_runs_exactly_what_is_left_without_rays_log
     for command in (["results", "cc"], ["report", "cc"], ["export", "cc", "--out", tmp_path / "out"]):
         done = tuner(*command, env=env, cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_ctrl_c_while_asha_holds_trials_paused_then_resume_ends_every_trial_once(ray_tmp, tmp_path):
+    """tuner's ASHA pauses trials at rungs; Ray restores them as pending. Nothing may be lost or run twice."""
+    env = env_with(ray_tmp)
+    exp = tmp_path / "results" / "held"
+    argv = [sys.executable, "-m", "tuner", "sweep", "--name", "held", "--dataset", "synthetic"]
+    argv += "--num-samples 4 --max-epochs 4 --grace-period 1 --reduction-factor 2 --patience 4".split()
+    argv += "--train-size 1024 --val-size 64 --no-benchmark".split()
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        bufsize=1,
+        start_new_session=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    try:
+        deadline = time.time() + 240
+        while " paused, " not in lines.get(timeout=max(1.0, deadline - time.time())):
+            assert time.time() < deadline and proc.poll() is None, "no trial was ever paused"
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole foreground group
+    assert proc.wait(timeout=120) == 130
+    assert json.loads((exp / "state.json").read_text())["state"] == "interrupted"
+
+    resumed = tuner("sweep", "--resume", "held", "--no-benchmark", env=env, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    trials = pd.read_csv(exp / "trials.csv")
+    history = pd.read_csv(exp / "history.csv")
+    assert len(trials) == 4 and set(trials["status"]) <= {"completed", "asha"}
+    assert (trials["status"] == "completed").sum() == 1  # rung 2 promotes one, however the resume split it
+    assert not history.duplicated(["trial_id", "epoch"]).any()
+    assert json.loads((exp / "state.json").read_text())["state"] == "finished"
 
 
 def test_a_full_preset_start_prints_its_estimate(ray_tmp, tmp_path):

@@ -25,6 +25,7 @@ from typing import Any
 from ray import tune
 
 from tuner import record, results, search_methods
+from tuner.asha import PromotingASHA
 from tuner.checkpoints import refill_deleted_checkpoints
 from tuner.constants import BEST_MODEL_FILE, METRIC, MODE, RESULTS_DIR
 from tuner.dashboard import study_url
@@ -227,6 +228,11 @@ def resume_sweep(
     for callback in getattr(run_config, "callbacks", None) or []:
         if isinstance(callback, SweepMonitor):
             callback.resume(exp_dir, echo)
+    # Likewise tuner's ASHA, whose rungs Ray does not save: rebuilt from the record.
+    trial_scheduler = getattr(getattr(local, "_tune_config", None), "scheduler", None)
+    if isinstance(trial_scheduler, PromotingASHA):
+        histories = {t.trial_id: [float("nan") if e[METRIC] is None else e[METRIC] for e in t.epochs] for t in trials}
+        trial_scheduler.restore(histories, {t.trial_id for t in trials if t.outcome is None})
     return _fit_and_summarise(tuner, exp_dir, settings, _parallel(settings, found), splits.benchmark_images, echo)
 
 
