@@ -95,8 +95,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--space",
-        default="default",
-        help=f"search space: a name ({', '.join(available_spaces())}) or a YAML path [default]",
+        help=f"search space: a name ({', '.join(available_spaces())}) or a YAML path "
+        "[the preset's: default for quick, full for full]",
     )
     p.add_argument("--num-samples", type=int, help=f"trials to run [{q['num_samples']}]")
     p.add_argument("--max-epochs", type=int, help=f"epochs per trial at most (ASHA's max_t) [{q['max_epochs']}]")

@@ -30,6 +30,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     "full": dict(
         dataset="cifar10",
+        space="full",  # lower learning rates: the default start point diverges over 30 epochs
         num_samples=40,
         max_epochs=30,
         grace_period=3,
