@@ -1,6 +1,6 @@
-"""What early stopping saves: the same configurations trained three ways, FIFO, ASHA, ASHA + plateau stopper.
+"""What early stopping saves: the same configurations trained four ways, FIFO to tuner's and Ray's ASHA.
 
-    make benchmark-stopping                       # 3 seeds x 8 trials x 16 epochs x 1,024 images, ~10 min on 2 cores
+    make benchmark-stopping                       # 3 seeds x 8 trials x 16 epochs x 1,024 images, ~15 min on 2 cores
     .venv/bin/python benchmarks/early_stopping.py --seeds 0 --trials 4   # a quick look
     make benchmark-stopping ARGS="--ways fifo --keep DIR"   # FIFO only, kept for benchmarks/replay_stopping.py
 
@@ -23,7 +23,7 @@ Why 16 epochs of 1,024 images: what early stopping can save is bounded by how
 many rungs fit between the grace period and --max-epochs. With 4 epochs and a
 grace period of 1, ASHA has one rung and cannot go below about 45% of FIFO's
 epochs whatever the settings; 16 epochs is the shape of a real sweep (the full
-preset runs 30), and 1,024 images keep 3 seeds x 3 ways near 10 minutes.
+preset runs 30), and 1,024 images keep 3 seeds x 4 ways near 15 minutes.
 ASHA, the plateau stopper and the sizes default to the sweep's own defaults.
 """
 
@@ -177,7 +177,7 @@ def main() -> None:
         parser.add_argument(flag, type=type(value), default=value, help=f"as in tuner sweep [{value}]")
     parser.add_argument("--space", default="default", help="search space to draw from [default]")
     parser.add_argument("--real", default=str(DEFAULT_REAL), help="folder of real images to score the best model on")
-    parser.add_argument("--ways", nargs="+", choices=list(WAYS), default=list(WAYS), help="ways to run [all three]")
+    parser.add_argument("--ways", nargs="+", choices=list(WAYS), default=list(WAYS), help="ways to run [all four]")
     parser.add_argument("--keep", help="keep the experiments (record.jsonl, history.csv) in this directory")
     parser.add_argument("--out", help="also write the rows as CSV here")
     args = parser.parse_args()

@@ -28,6 +28,11 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
 
+def _busy(trial: Trial) -> bool:
+    """Running, about to run, or saving before a pause: a trial that may still report."""
+    return trial.status in (Trial.PENDING, Trial.RUNNING) or trial.is_saving
+
+
 def rungs(grace_period: int, reduction_factor: int, max_t: int) -> list[int]:
     """The epochs at which trials are compared: grace, grace*rf, grace*rf^2, ... below max_t."""
     found, t = [], grace_period
@@ -71,8 +76,7 @@ class PromotingASHA(FIFOScheduler):
         for trial_id, losses in histories.items():
             for rung in self.rungs:
                 if len(losses) >= rung:
-                    value = self.sign * losses[rung - 1]
-                    self.recorded[rung][trial_id] = value if math.isfinite(value) else math.inf
+                    self.recorded[rung][trial_id] = self._ranked(losses[rung - 1])
                 if len(losses) > rung:
                     self.promoted[rung].add(trial_id)
             if trial_id in unfinished and len(losses) in self.recorded and trial_id not in self.promoted[len(losses)]:
@@ -82,8 +86,7 @@ class PromotingASHA(FIFOScheduler):
         t = int(result.get(self.time_attr, 0))
         if t >= self.max_t:
             return TrialScheduler.STOP
-        value = float(result.get(self._metric, math.nan))
-        value = self.sign * value if math.isfinite(value) else math.inf  # a non-finite loss ranks last
+        value = self._ranked(result.get(self._metric, math.nan))
         if t > self.waiting.get(trial.trial_id, t):
             # Ray's resume restarted a trial that waited at a rung; it trained on. It waits again, and its
             # new epoch counts once it is promoted (at the next rung, if it reached one).
@@ -103,12 +106,17 @@ class PromotingASHA(FIFOScheduler):
         self.waiting[trial.trial_id] = t
         return TrialScheduler.PAUSE
 
+    def _ranked(self, loss: float) -> float:
+        """What trials are compared by, lower better; a non-finite loss ranks last."""
+        value = self.sign * float(loss)
+        return value if math.isfinite(value) else math.inf
+
     def _alone(self, tune_controller: Any, trial: Trial) -> bool:
         """Every trial of the sweep has started, and no other one runs or is about to: no result can come."""
         trials = tune_controller.get_trials()
         if self.num_samples is None or len(trials) < self.num_samples:
             return False
-        return not any(t is not trial and (t.status in (Trial.PENDING, Trial.RUNNING) or t.is_saving) for t in trials)
+        return not any(t is not trial and _busy(t) for t in trials)
 
     def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict) -> None:
         self._forget(trial.trial_id)
@@ -144,7 +152,7 @@ class PromotingASHA(FIFOScheduler):
             if trial.trial_id not in self.waiting:
                 # Promoted below, or paused before the sweep was resumed (this scheduler's state is new then).
                 return trial
-        busy = sum(t.status in (Trial.PENDING, Trial.RUNNING) or t.is_saving for t in trials)
+        busy = sum(_busy(t) for t in trials)
         if self.max_running is not None and busy >= self.max_running:
             return None
         # Highest rung first: the trials closest to a result.

@@ -115,11 +115,8 @@ class SweepMonitor(Callback):
         started = len(self.epochs_done)  # running or paused
         pending = max(0, self.num_samples - self.ended - started)
         paused = min(self.paused, started)
-        return (
-            f"{self.ended} done, {started - paused} running, "
-            + (f"{paused} paused, " if paused else "")
-            + (f"{pending} pending")
-        )
+        held = f"{paused} paused, " if paused else ""
+        return f"{self.ended} done, {started - paused} running, {held}{pending} pending"
 
     def _estimate(self) -> str:
         left = (

@@ -6,8 +6,8 @@
 `check` refuses, before Ray starts, a combination that cannot work; `searcher`
 and `scheduler` build the Ray Tune objects. `asha` is tuner's PromotingASHA
 (asha.py: a trial passes a rung only in the top 1/rf of it, else it pauses);
-`ray-asha` is Ray's ASHAScheduler, which lets the first trials at a rung go on. PBT copies a better trial's
-checkpoint into a worse one and perturbs its lr and weight_decay (never a
+`ray-asha` is Ray's ASHAScheduler, which lets the first trials at a rung go
+on. PBT copies a better trial's checkpoint into a worse one and perturbs its lr and weight_decay (never a
 model-shape parameter, whose weights come with the checkpoint); it proposes
 configurations itself, so it runs with Ray's own random sampling (`random`),
 and the Optuna study behind the dashboard is not kept for it.
@@ -101,6 +101,7 @@ def scheduler(settings: SweepSettings, space: SearchSpace) -> Any:
             grace_period=settings.grace_period,
             reduction_factor=settings.reduction_factor,
             num_samples=settings.num_samples,
+            max_running=settings.concurrency,
             **common,
         )
     if settings.scheduler == "ray-asha":
@@ -134,7 +135,6 @@ def with_limit(search_alg: Any, trial_scheduler: Any, settings: SweepSettings, p
         return search_alg, None
     from tuner.asha import RunningLimit
 
-    trial_scheduler.max_running = settings.concurrency
     return RunningLimit(search_alg, settings.concurrency, trial_scheduler), None
 
 
