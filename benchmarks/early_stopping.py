@@ -40,11 +40,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from tuner.fidelity import fidelity_on_dataset
-from tuner.raycluster import connect
-from tuner.search_spaces import load_space
-from tuner.settings import SweepSettings
-from tuner.sweep import run_sweep
+from tuner.inference.evaluate import fidelity_on_dataset
+from tuner.run.cluster import connect
+from tuner.run.sweep import run_sweep
+from tuner.search.settings import SweepSettings
+from tuner.search.spaces import load_space
 
 WAYS = {
     "fifo": ("fifo", False),

@@ -30,11 +30,11 @@ from types import SimpleNamespace
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-from tuner import record
-from tuner.asha import PromotingASHA
-from tuner.constants import METRIC, MODE
-from tuner.experiments import read_state
-from tuner.stoppers import PlateauStopper
+from tuner.core.constants import METRIC, MODE
+from tuner.results import record
+from tuner.results.experiments import read_state
+from tuner.run.schedulers.asha import PromotingASHA
+from tuner.run.stoppers.plateau import PlateauStopper
 
 START_S = 2.0  # a trial's actor start (and a paused trial's restart), as seen on the 2-core machine
 

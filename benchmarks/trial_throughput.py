@@ -30,11 +30,11 @@ import ray
 import torch
 from ray import tune
 
-from tuner.configs import ModelConfig, TrainConfig
-from tuner.data import ImageSplits, with_targets
-from tuner.synthetic import synthetic_images
-from tuner.trainable import train_trial
-from tuner.training import Trainer
+from tuner.core.configs import ModelConfig, TrainConfig
+from tuner.learn.data import ImageSplits, with_targets
+from tuner.learn.synthetic import synthetic_images
+from tuner.learn.training import Trainer
+from tuner.run.trainable import train_trial
 
 CONFIG = {"lr": 2e-3, "negative_slope": 0.5, "init_scale": 1.0, "batch_size": 32, "hidden": 512}
 

@@ -8,15 +8,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from tuner import record, results
-from tuner.checkpoints import save_checkpoint
-from tuner.configs import split_config
-from tuner.data import ImageSplits, TeacherData, with_targets
-from tuner.experiments import write_state
-from tuner.search_spaces import SPACES_DIR
-from tuner.settings import SweepSettings
-from tuner.synthetic import synthetic_images
-from tuner.training import Trainer
+from tuner.core.configs import split_config
+from tuner.learn.checkpoints import save_checkpoint
+from tuner.learn.data import ImageSplits, TeacherData, with_targets
+from tuner.learn.synthetic import synthetic_images
+from tuner.learn.training import Trainer
+from tuner.results import record
+from tuner.results import tables as results
+from tuner.results.experiments import write_state
+from tuner.search.settings import SweepSettings
+from tuner.search.spaces import SPACES_DIR
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +104,7 @@ start:
 @pytest.fixture(scope="session")
 def tiny_sweep(tmp_path_factory, ray_local):
     """A real tiny sweep through the CLI, made once per session: 3 trials, one of them made to diverge."""
-    from tuner.cli import main
+    from tuner.cli.main import main
 
     storage = tmp_path_factory.mktemp("results")
     space = storage / "diverging.yaml"

@@ -15,9 +15,9 @@ from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
-from tuner import record
-from tuner.asha import PromotingASHA, rungs
-from tuner.settings import SweepSettings
+from tuner.results import record
+from tuner.run.schedulers.asha import PromotingASHA, rungs
+from tuner.search.settings import SweepSettings
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 CONTINUE, PAUSE, STOP = TrialScheduler.CONTINUE, TrialScheduler.PAUSE, TrialScheduler.STOP
@@ -169,7 +169,7 @@ def checkpointing_trainable(config, data):
 
 @pytest.mark.slow
 def test_a_sweep_pauses_trials_at_rungs_and_only_the_best_runs_to_the_end(tmp_path, ray_local):
-    from tuner.sweep import run_sweep
+    from tuner.run.sweep import run_sweep
 
     space = tmp_path / "four.yaml"
     space.write_text(

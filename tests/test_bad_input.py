@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tuner.cli import main
-from tuner.sweep import SweepOutcome
+from tuner.cli.main import main
+from tuner.run.sweep import SweepOutcome
 
 
 def run(capsys, *argv):

@@ -8,21 +8,22 @@ import pandas as pd
 import pytest
 import torch
 
-from tuner.benchmark import artifacts_of, run_benchmark
-from tuner.benchmark_table import COLUMNS, crossover, format_table, with_speedups, write_outputs
-from tuner.checkpoints import load_checkpoint
-from tuner.errors import CheckpointError, TunerError
-from tuner.synthetic import synthetic_images
-from tuner.timing import WARMUP_CALLS, _exact_batch, flops_per_image, measure_device, time_call
-from tuner.variants import KINDS
+from tuner.core.errors import CheckpointError, TunerError
+from tuner.inference.benchmark import artifacts_of
+from tuner.inference.table import COLUMNS, crossover, format_table, with_speedups, write_outputs
+from tuner.inference.timing import WARMUP_CALLS, _exact_batch, flops_per_image, measure_device, time_call
+from tuner.inference.variants import KINDS
+from tuner.learn.checkpoints import load_checkpoint
+from tuner.learn.synthetic import synthetic_images
+from tuner.run.benchmark import run_benchmark
 
 TINY = dict(batch_sizes=[1, 4], min_run_time=0.01)
 
 
 @pytest.fixture(scope="module")
 def checkpoint():
-    from tuner.configs import ModelConfig
-    from tuner.model import build_model
+    from tuner.core.configs import ModelConfig
+    from tuner.learn.model import build_model
 
     model = build_model(ModelConfig(hidden=16))
     return {"model_config": model.config.to_dict(), "model": model.state_dict()}
@@ -41,7 +42,7 @@ def test_a_set_smaller_than_the_batch_is_repeated_to_fill_it():
 
 
 def test_flops_are_counted_from_the_layers(checkpoint):
-    from tuner.checkpoints import model_from_state
+    from tuner.learn.checkpoints import model_from_state
 
     # conv1 30x30x32x27, conv2 28x28x64x288, fc1 12544x16, fc2 16x784 multiply-adds, 2 FLOPs each
     expected = 2 * (30 * 30 * 32 * 27 + 28 * 28 * 64 * 288 + 12544 * 16 + 16 * 784)
@@ -89,7 +90,7 @@ def test_every_row_kind_at_one_and_two_threads(made_experiment):
 
 
 def test_an_artifact_of_another_model_or_a_corrupt_file_is_refused(made_experiment, checkpoint, tmp_path):
-    from tuner.checkpoints import model_from_state
+    from tuner.learn.checkpoints import model_from_state
 
     other = tmp_path / "other.torchscript.pt"
     torch.jit.save(torch.jit.trace(model_from_state(checkpoint), torch.rand(2, 3, 32, 32)), str(other))

@@ -13,7 +13,7 @@ import pytest
 HEAVY = ("torch", "ray", "optuna", "matplotlib")
 PROBE = """
 import json, sys
-from tuner.cli import main
+from tuner.cli.main import main
 code = main(json.loads(sys.argv[1]))
 print(json.dumps({"code": code, "heavy": [m for m in json.loads(sys.argv[2]) if m in sys.modules]}))
 """

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tuner import record
+from tuner.results import record
 
 pytestmark = pytest.mark.slow
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 from PIL import Image
 
-from tuner.data import load_images
-from tuner.errors import DatasetError
-from tuner.synthetic import synthetic_images
+from tuner.core.errors import DatasetError
+from tuner.learn.data import load_images
+from tuner.learn.synthetic import synthetic_images
 
 
 def test_synthetic_is_deterministic_per_seed():

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 import ray.cloudpickle
 
-from tuner import record
-from tuner.settings import SweepSettings
-from tuner.sweep import resume_sweep, run_sweep
-from tuner.trainable import train_trial
+from tuner.results import record
+from tuner.run.sweep import resume_sweep, run_sweep
+from tuner.run.trainable import train_trial
+from tuner.search.settings import SweepSettings
 
 pytestmark = pytest.mark.slow
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -73,7 +73,7 @@ def test_sigkill_then_resume_keeps_every_trial_exactly_once(tmp_path):
     finished_logs = {t: _epoch_lines(exp, t) for t in finished}
     assert json.loads((exp / "state.json").read_text())["state"] == "running"  # what the killed process left
 
-    from tuner.experiments import read_state
+    from tuner.results.experiments import read_state
 
     assert read_state(exp) == "interrupted"
     resumed = subprocess.run(
@@ -159,7 +159,7 @@ def test_a_raising_trial_recovers_from_its_checkpoint_and_a_hopeless_one_is_an_e
     assert not outcome.interrupted
 
     # An experiment can't be resumed from a name that does not exist, with a one-line hint.
-    from tuner.errors import ExperimentError
+    from tuner.core.errors import ExperimentError
 
     with pytest.raises(ExperimentError, match="no experiment 'nope'"):
         resume_sweep("nope", storage=str(tmp_path))

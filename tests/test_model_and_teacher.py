@@ -4,10 +4,10 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from tuner.configs import ModelConfig
-from tuner.constants import OUT_SHAPE
-from tuner.model import build_model, count_parameters
-from tuner.teacher import psnr, teach, teacher_matrix
+from tuner.core.configs import ModelConfig
+from tuner.core.constants import OUT_SHAPE
+from tuner.learn.model import build_model, count_parameters
+from tuner.learn.teacher import psnr, teach, teacher_matrix
 
 
 def test_model_output_shape_for_cifar_images():

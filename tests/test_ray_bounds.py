@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tuner import record
+from tuner.results import record
 
 pytestmark = pytest.mark.slow
 

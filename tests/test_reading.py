@@ -11,10 +11,10 @@ import pytest
 import torch
 
 import tuner
-from tuner.checkpoints import load_exported
-from tuner.cli import main
-from tuner.constants import EXPORT_FILES
-from tuner.results import HISTORY_COLUMNS, TRIAL_COLUMNS
+from tuner.cli.main import main
+from tuner.core.constants import EXPORT_FILES
+from tuner.inference.formats import load_exported
+from tuner.results.tables import HISTORY_COLUMNS, TRIAL_COLUMNS
 
 
 def run(capsys, *argv):
@@ -149,7 +149,7 @@ def test_evaluate_experiment_and_exported_model(made_experiment, tmp_path, capsy
 
 
 def test_the_best_trial_may_be_one_any_scheduler_cut(made_experiment):
-    from tuner.results import _best
+    from tuner.results.tables import _best
 
     trials = tuner.load_experiment(made_experiment).trials.copy()
     trials["status"] = ["hyperband", "median", "error"]  # sorted by val_loss: the first is the best

@@ -8,9 +8,10 @@ from types import SimpleNamespace
 
 import torch
 
-from tuner import record
-from tuner.checkpoints import CHECKPOINT_FILE, refill_deleted_checkpoints
-from tuner.progress import SweepMonitor
+from tuner.learn.checkpoints import CHECKPOINT_FILE
+from tuner.results import record
+from tuner.run.progress import SweepMonitor
+from tuner.run.resume import refill_deleted_checkpoints
 
 
 def _checkpoint(trial_dir, index: int, mtime: int):

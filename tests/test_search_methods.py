@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 import ray.cloudpickle
 
-from tuner import record
-from tuner.errors import SearchSpaceError, SettingsError
-from tuner.search_methods import SCHEDULERS, SEARCHERS, check
-from tuner.search_spaces import load_space
-from tuner.settings import SweepSettings
+from tuner.core.errors import SearchSpaceError, SettingsError
+from tuner.results import record
+from tuner.search.checks import check
+from tuner.search.schedulers import SCHEDULERS
+from tuner.search.searchers import SEARCHERS
+from tuner.search.settings import SweepSettings
+from tuner.search.spaces import load_space
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -64,7 +66,7 @@ def test_a_space_file_can_name_them_and_is_checked(tmp_path):
 
 
 def _sweep(tmp_path, name, **options):
-    from tuner.sweep import run_sweep
+    from tuner.run.sweep import run_sweep
 
     path = tmp_path / f"{name}.yaml"
     path.write_text(SPACE)

@@ -1,13 +1,15 @@
 import pytest
 
-from tuner.errors import SearchSpaceError
-from tuner.search_spaces import available_spaces, load_space
+from tuner.core.errors import SearchSpaceError
+from tuner.run.search_space import param_space as param_space_of
+from tuner.run.search_space import to_tune
+from tuner.search.spaces import available_spaces, load_space
 
 
 @pytest.mark.parametrize("name", available_spaces())
 def test_every_shipped_space_loads_and_converts(name):
     space = load_space(name)
-    param_space = space.to_tune()
+    param_space = param_space_of(space)
     assert {p.name for p in space.params} <= set(param_space)
     for point in space.start:
         assert set(point) == {p.name for p in space.params}
@@ -86,7 +88,7 @@ def test_each_type_means_the_same_range_to_ray_and_to_optuna(tmp_path):
     by_name = {p.name: p for p in space.params}
     lr = by_name["lr"].to_optuna()
     assert (lr.low, lr.high, lr.log) == (1e-4, 1e-2, True)
-    hidden_ray, hidden_optuna = by_name["hidden"].to_tune(), by_name["hidden"].to_optuna()
+    hidden_ray, hidden_optuna = to_tune(by_name["hidden"]), by_name["hidden"].to_optuna()
     assert {hidden_ray.sample() for _ in range(200)} == set(range(8, 11))  # both ends included, as Optuna's
     assert (hidden_optuna.low, hidden_optuna.high) == (8, 10)
     assert list(by_name["optimizer"].to_optuna().choices) == ["adam", "sgd"]

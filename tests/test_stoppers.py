@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from tuner.plateau import is_plateau
-from tuner.stoppers import PlateauStopper
+from tuner.run.stoppers.plateau import PlateauStopper
+from tuner.search.plateau import is_plateau
 
 
 @pytest.mark.parametrize(

@@ -16,14 +16,14 @@ import pytest
 import ray.cloudpickle
 from ray import tune
 
-from tuner.checkpoints import load_model
-from tuner.cli import main
-from tuner.constants import STATUSES
-from tuner.data import load_images
-from tuner.fidelity import fidelity
-from tuner.results import HISTORY_COLUMNS, TRIAL_COLUMNS
-from tuner.settings import SweepSettings
-from tuner.sweep import run_sweep
+from tuner.cli.main import main
+from tuner.learn.checkpoints import load_model_file as load_model
+from tuner.learn.data import load_images
+from tuner.learn.fidelity import fidelity
+from tuner.results.tables import HISTORY_COLUMNS, TRIAL_COLUMNS
+from tuner.run.sweep import run_sweep
+from tuner.search.schedulers import STATUSES
+from tuner.search.settings import SweepSettings
 
 pytestmark = pytest.mark.slow
 

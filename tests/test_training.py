@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from tuner.configs import ModelConfig, TrainConfig, split_config
-from tuner.training import Trainer, lr_at, train
+from tuner.core.configs import ModelConfig, TrainConfig, split_config
+from tuner.learn.training import Trainer, lr_at, train
 
 SMALL = ModelConfig(hidden=32)
 
@@ -66,7 +66,7 @@ def test_one_cycle_schedule_warms_up_then_decays():
 
 
 def test_trials_without_a_gpu_train_on_the_cpu():
-    from tuner.trainable import trial_device
+    from tuner.run.trainable import trial_device
 
     assert trial_device(0) == "cpu"
     if not torch.cuda.is_available():  # Ray gave a GPU that torch cannot see: say so, do not train on the CPU
@@ -77,7 +77,7 @@ def test_trials_without_a_gpu_train_on_the_cpu():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_training_on_the_gpu_matches_the_cpu_and_resumes_on_either(tiny_data, tmp_path):
-    from tuner.checkpoints import load_checkpoint, save_checkpoint
+    from tuner.learn.checkpoints import load_checkpoint, save_checkpoint
 
     cfg = TrainConfig(lr=1e-3, batch_size=16, max_epochs=2)
     on_cpu, on_gpu = Trainer(SMALL, cfg, tiny_data), Trainer(SMALL, cfg, tiny_data, device="cuda")

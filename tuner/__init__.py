@@ -9,16 +9,27 @@ Python API (no Ray needed to read results):
     model = tuner.load_model("exported/model.pt")  # or any checkpoint file, rebuilt from the file alone
 
 Importing tuner loads nothing heavy: each name is imported on first use.
+
+Layers, each importing only those before it: core, learn, search, results, inference, run (the only one that
+imports Ray), cli. tests/test_layers.py enforces the order.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Experiment", "load_experiment", "load_model"]
-__version__ = "0.1.0"
+from tuner.core import legacy_paths
 
-_HOMES = {"Experiment": "tuner.experiments", "load_experiment": "tuner.experiments", "load_model": "tuner.checkpoints"}
+__all__ = ["Experiment", "load_experiment", "load_model", "__version__"]
+__version__ = "0.2.0"  # the one place: pyproject.toml reads it
+
+_HOMES = {
+    "Experiment": "tuner.results.experiments",
+    "load_experiment": "tuner.results.experiments",
+    "load_model": "tuner.results.experiments",
+}
+
+legacy_paths.install()
 
 
 def __getattr__(name: str) -> Any:

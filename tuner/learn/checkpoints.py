@@ -1,0 +1,73 @@
+"""Model files, without Ray: save and load checkpoints, rebuild a model from its file alone.
+
+A checkpoint is a plain dict: `model_config` (ModelConfig as a dict) and
+`model` (state_dict), plus optimizer state and epoch in trial checkpoints.
+
+    load_model_file("exported/model.pt")         # a checkpoint or exported state_dict file
+    save_checkpoint(state, directory)
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tuner.core.configs import ModelConfig
+from tuner.core.constants import BEST_MODEL_FILE
+from tuner.core.errors import CheckpointError, first_line
+from tuner.learn.model import StudentCNN, build_model
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def save_checkpoint(state: dict[str, Any], directory: str | Path) -> Path:
+    path = Path(directory) / CHECKPOINT_FILE
+    torch.save(state, path)
+    return path
+
+
+def resolve(path: str | Path) -> Path:
+    path = Path(path)
+    for candidate in (path, path / CHECKPOINT_FILE, path / BEST_MODEL_FILE):
+        if candidate.is_file():
+            return candidate
+    raise CheckpointError(
+        f"no checkpoint at {path}; pass a .pt file, a checkpoint directory or an experiment directory"
+    )
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load with weights_only=True, so a checkpoint can never run code when opened."""
+    file = resolve(path)
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
+        raise CheckpointError(
+            f"checkpoint {file} is corrupt or not a tuner checkpoint ({first_line(exc, 80)}); "
+            "re-export it or pick another trial"
+        ) from None
+    if not isinstance(state, dict) or "model_config" not in state or "model" not in state:
+        raise CheckpointError(f"{file} has no model_config/model entries; it is not a tuner checkpoint")
+    return state
+
+
+def model_from_state(state: dict[str, Any]) -> StudentCNN:
+    """Rebuild the model from a loaded checkpoint dict (config + weights), in eval mode."""
+    try:
+        model = build_model(ModelConfig.from_dict(state["model_config"]))
+        model.load_state_dict(state["model"])
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"the checkpoint's config and weights do not make a model ({first_line(exc, 80)}); "
+            "it was written by another version of tuner or damaged"
+        ) from None
+    return model.eval()
+
+
+def load_model_file(path: str | Path) -> StudentCNN:
+    """Rebuild a model, in eval mode, from a checkpoint file or directory (an exported state_dict too)."""
+    return model_from_state(load_checkpoint(path))

@@ -1,0 +1,193 @@
+"""Find experiments on disk, know their state, and load one for Python use.
+
+    import tuner
+    exp = tuner.load_experiment("results/demo")    # or a name under results/
+    exp.trials      # DataFrame, one row per trial (results.TRIAL_COLUMNS + config/<name>)
+    exp.history     # DataFrame, one row per trial epoch (results.HISTORY_COLUMNS)
+    exp.best        # {"trial_id", "config", "metrics", "checkpoint"} or None
+
+No Ray needed: everything is read from the experiment directory's files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    import torch
+
+    from tuner.learn.data import ImageSplits
+    from tuner.learn.model import StudentCNN
+
+from tuner.core.constants import RESULTS_DIR
+from tuner.core.errors import ExperimentError, TunerError
+from tuner.results import tables as results
+from tuner.search.settings import SETTINGS_FILE, SweepSettings, load_settings
+
+STATE_FILE = "state.json"
+STATES = ("running", "finished", "interrupted")
+
+
+def find_experiment(name_or_path: str | Path, storage: str | Path = RESULTS_DIR) -> Path:
+    """An experiment directory from a path or a name under `storage`."""
+    for candidate in (Path(name_or_path).expanduser(), Path(storage).expanduser() / str(name_or_path)):
+        if (candidate / SETTINGS_FILE).is_file():
+            return candidate.resolve()
+    root = Path(storage).expanduser()
+    known = [p.name for p in experiment_dirs(storage)] if root.is_dir() else []
+    hint = f"known in {storage}/: {', '.join(known)}" if known else f"{storage}/ holds no experiments"
+    raise ExperimentError(
+        f"no experiment {str(name_or_path)!r} ({hint}); run `tuner list` or pass the experiment's path"
+    )
+
+
+def experiment_dirs(storage: str | Path = RESULTS_DIR) -> list[Path]:
+    """Experiment directories under `storage`; a storage that is a file or does not exist is an error."""
+    root = Path(storage).expanduser()
+    if not root.is_dir():
+        what = "is a file" if root.exists() else "does not exist"
+        raise ExperimentError(
+            f"--storage {storage} {what}; pass the directory that holds your experiments (default: {RESULTS_DIR})"
+        )
+    return sorted(p.parent for p in root.glob(f"*/{SETTINGS_FILE}"))
+
+
+def write_state(exp_dir: Path, state: str) -> None:
+    assert state in STATES, state
+    doc = {
+        "state": state,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "updated": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    (Path(exp_dir) / STATE_FILE).write_text(json.dumps(doc))
+
+
+def read_state(exp_dir: Path) -> str:
+    """finished / interrupted / running. A 'running' sweep whose process is gone was interrupted."""
+    try:
+        doc = json.loads((Path(exp_dir) / STATE_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return "interrupted"
+    if doc.get("state") != "running":
+        return doc.get("state", "interrupted")
+    if doc.get("host") == socket.gethostname() and not _alive(int(doc.get("pid", 0))):
+        return "interrupted"
+    return "running"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
+
+
+@dataclass
+class Experiment:
+    path: Path
+    settings: SweepSettings
+    info: dict[str, Any]
+    state: str
+    trials: pd.DataFrame
+    history: pd.DataFrame
+    best: dict[str, Any] | None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def trial(self, trial_id: str) -> pd.Series:
+        match = self.trials[self.trials["trial_id"].astype(str) == str(trial_id)]
+        if match.empty:
+            raise ExperimentError(
+                f"experiment {self.name!r} has no trial {trial_id!r}; "
+                f"its trials: {', '.join(self.trials['trial_id'].astype(str))}"
+            )
+        return match.iloc[0]
+
+    def checkpoint(self, trial_id: str | None = None) -> Path:
+        """Checkpoint file of a trial, or of the best trial."""
+        if trial_id is None:
+            if self.best is None:
+                raise ExperimentError(
+                    f"experiment {self.name!r} has no trial that finished an epoch; nothing to use yet"
+                )
+            ckpt = self.best["checkpoint"]
+        else:
+            ckpt = self.trial(trial_id)["checkpoint"]
+        if not isinstance(ckpt, str) or not ckpt or not Path(ckpt).is_file():
+            raise ExperimentError(
+                f"trial {trial_id or self.best['trial_id']} of {self.name!r} has no checkpoint on disk; "
+                "pick another with --trial"
+            )
+        return Path(ckpt)
+
+    @property
+    def dataset(self) -> str:
+        """The dataset the sweep used (what `auto` resolved to)."""
+        return self.info.get("dataset_used", self.settings.dataset)
+
+    def splits(self, with_train: bool = False) -> ImageSplits:
+        """The experiment's own images, rebuilt from its recorded settings (training images only if asked)."""
+        from tuner.learn.data import images_of
+
+        return images_of(self.settings, self.dataset, with_train=with_train)
+
+    def heldout_images(self, count: int) -> torch.Tensor:
+        """Up to `count` of the validation images no trial trained on."""
+        return self.splits().val[:count]
+
+
+def load_experiment(name_or_path: str | Path, storage: str | Path = RESULTS_DIR) -> Experiment:
+    """An experiment (a name under `storage`, or a path) with its trials, history and best trial."""
+    path = find_experiment(name_or_path, storage)
+    try:
+        settings, info = load_settings(path)
+    except (ValueError, TypeError, TunerError) as exc:  # a damaged sweep.json, or one with flags out of range
+        raise ExperimentError(
+            f"{path / SETTINGS_FILE} cannot be read ({exc}); restore it from a backup or delete the experiment"
+        ) from None
+    summary = results.collect(path)
+    return Experiment(path, settings, info, read_state(path), summary.trials, summary.history, summary.best)
+
+
+def list_experiments(storage: str | Path = RESULTS_DIR) -> pd.DataFrame:
+    """One row per experiment under `storage`: name, date, dataset, trials, best val PSNR, state."""
+    rows = []
+    for path in experiment_dirs(storage):
+        exp = load_experiment(path)
+        best = exp.trials["val_psnr"].max() if len(exp.trials) else float("nan")
+        rows.append(
+            {
+                "name": exp.name,
+                "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime)),
+                "dataset": exp.dataset,
+                "trials": len(exp.trials),
+                "best_val_psnr": best,
+                "state": exp.state,
+            }
+        )
+    return pd.DataFrame(rows, columns=["name", "date", "dataset", "trials", "best_val_psnr", "state"])
+
+
+def load_model(source: str | Path, trial: str | None = None, storage: str | Path = RESULTS_DIR) -> StudentCNN:
+    """Rebuild a model, in eval mode, from a checkpoint file or directory, or from an experiment
+    (a name under `storage` or a path): its best trial, or `trial`."""
+    from tuner.learn.checkpoints import CHECKPOINT_FILE, load_model_file
+
+    path = Path(source)
+    if trial is None and (path.is_file() or (path / CHECKPOINT_FILE).is_file()):
+        return load_model_file(path)
+    return load_model_file(load_experiment(source, storage).checkpoint(trial))

@@ -1,0 +1,211 @@
+"""Which Ray tuner runs on, and whether what it asks for can ever run there.
+
+    info = connect(None)                  # a private local instance: "ray: local instance, 2 CPUs, 0 GPUs"
+    info = connect("10.0.0.5:6379")       # an existing cluster, reached within CONNECT_TIMEOUT_S or a one-line error
+    check_fits(info, cpus=4, gpus=0, what="each trial", fix="lower --cpus-per-trial")
+    rows = run_on_node(measure, args, cpus=2, gpus=0, what="the CPU benchmark")
+
+Ray waits without a word for a cluster that is not there and for a task that no
+node can hold, so everything here has a bound: connecting is tried first in a
+child process that is killed after the bound, every resource request is
+compared with the nodes before Ray sees it, and a worker that has not started
+after START_TIMEOUT_S is reported instead of waited on. With no address and no
+RAY_ADDRESS, tuner starts a Ray of its own and never joins a cluster from a
+record another Ray left in the temp directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+from tuner.core.errors import ClusterError
+
+CONNECT_TIMEOUT_S = float(os.environ.get("TUNER_CONNECT_TIMEOUT_S", "30"))
+START_TIMEOUT_S = 120.0
+RUN_TIMEOUT_S = 3600.0
+# Run in a child process: a cluster that never answers makes ray.init wait forever in C++.
+_PROBE = (
+    "import sys, ray; ray.init(address=sys.argv[1], include_dashboard=False, "
+    "logging_level='ERROR', log_to_driver=False); ray.shutdown()"
+)
+
+
+@dataclass(frozen=True)
+class Node:
+    node_id: str
+    ip: str
+    cpus: float
+    gpus: float
+
+
+@dataclass(frozen=True)
+class RayInfo:
+    address: str | None  # None for a local instance
+    nodes: tuple[Node, ...]
+
+    def describe(self) -> str:
+        cpus, gpus = sum(n.cpus for n in self.nodes), sum(n.gpus for n in self.nodes)
+        counts = f"{cpus:g} CPUs, {gpus:g} GPUs"
+        if self.address is None:
+            return f"ray: local instance, {counts}"
+        return f"ray: cluster at {self.address}, {len(self.nodes)} node{'s' * (len(self.nodes) != 1)}, {counts}"
+
+    @property
+    def largest(self) -> Node:
+        return max(self.nodes, key=lambda n: (n.gpus, n.cpus))
+
+
+def _alive_nodes() -> tuple[Node, ...]:
+    return tuple(
+        Node(
+            n["NodeID"], n.get("NodeManagerAddress", ""), n["Resources"].get("CPU", 0.0), n["Resources"].get("GPU", 0.0)
+        )
+        for n in ray.nodes()
+        if n.get("Alive")
+    )
+
+
+_address: str | None = None  # the cluster connect() joined; None for a local instance
+
+
+def info() -> RayInfo:
+    """The Ray this process is connected to, node by node."""
+    return RayInfo(_address, _alive_nodes())
+
+
+def connect(address: str | None = None, echo: Callable[[str], None] = print) -> RayInfo:
+    """Start a private local Ray (no address, no RAY_ADDRESS) or join the cluster at `address`
+    ("auto": the one running on this machine). Prints one line saying which."""
+    global _address
+    # Trial output goes to each trial's files; the driver prints our own progress lines instead.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if not ray.is_initialized():
+        address = address or os.environ.get("RAY_ADDRESS") or None
+        if address is None:
+            # A private instance needs no warning about how other machines would authenticate to it.
+            auth_log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+            auth_log.setLevel(logging.ERROR)
+            ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+            auth_log.setLevel(logging.NOTSET)
+        else:
+            _probe(address)
+            ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+        _address = address
+    found = info()
+    echo(found.describe())
+    return found
+
+
+def _probe(address: str) -> None:
+    """Fail in one line, within CONNECT_TIMEOUT_S, when the cluster at `address` cannot be joined."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if host and port.isdigit():
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except OSError as exc:
+            raise ClusterError(
+                f"nothing answers at {address} ({exc.strerror or exc}); check the address "
+                "(`ray start --head` prints it) and that the cluster is up"
+            ) from None
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE, address],
+            capture_output=True,
+            text=True,
+            timeout=CONNECT_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise ClusterError(
+            f"no Ray cluster answered at {address} within {CONNECT_TIMEOUT_S:.0f} s; check the address "
+            "and that the cluster is up (`ray status` on its head node)"
+        ) from None
+    if done.returncode == 0:
+        return
+    if "InvalidAuthToken" in done.stderr or "Unauthenticated" in done.stderr:
+        raise ClusterError(
+            f"the Ray cluster at {address} requires token authentication; set RAY_AUTH_MODE=token and "
+            "provide the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+        )
+    last = next((line for line in reversed(done.stderr.strip().splitlines()) if line.strip()), "no output")
+    raise ClusterError(
+        f"cannot join the Ray cluster at {address} ({last.strip()[:120]}); check the address, "
+        "and that this machine runs the cluster's Ray and Python versions"
+    )
+
+
+def check_fits(found: RayInfo, cpus: float, gpus: float, what: str, fix: str) -> None:
+    """Refuse, in one line, a request that no single node can hold (Ray would wait for it forever)."""
+    if any(n.cpus >= cpus and n.gpus >= gpus for n in found.nodes):
+        return
+    big = found.largest
+    gpu_note = "; no node has a GPU" if gpus > 0 and not any(n.gpus for n in found.nodes) else ""
+    raise ClusterError(
+        f"{what} asks for {cpus:g} CPUs and {gpus:g} GPUs on one node, but the largest node has "
+        f"{big.cpus:g} CPUs and {big.gpus:g} GPUs{gpu_note}; {fix}"
+    )
+
+
+def slots(found: RayInfo, cpus: float, gpus: float) -> int:
+    """How many trials of this size fit at once, node by node (a trial never spans nodes)."""
+    total = 0
+    for n in found.nodes:
+        fit = int(n.cpus // cpus) if cpus else 0
+        if gpus:
+            fit = min(fit, int(n.gpus // gpus))
+        total += fit
+    return max(1, total)
+
+
+class _Worker:
+    """Holds its resources while alive, so 'started' and 'finished' can each have a bound."""
+
+    def ready(self) -> bool:
+        return True
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return fn(*args)
+
+
+def run_on_node(
+    fn: Callable[..., Any],
+    args: tuple,
+    cpus: float,
+    gpus: float,
+    what: str,
+    fix: str,
+    start_timeout: float = START_TIMEOUT_S,
+    run_timeout: float = RUN_TIMEOUT_S,
+) -> Any:
+    """fn(*args) in a Ray worker holding `cpus` and `gpus` on one node, with a bound on starting and on running."""
+    check_fits(info(), cpus, gpus, what, fix)
+    worker = ray.remote(_Worker).options(num_cpus=cpus, num_gpus=gpus).remote()
+    try:
+        started, _ = ray.wait([worker.ready.remote()], timeout=start_timeout)
+        if not started:
+            raise ClusterError(
+                f"{what} did not start within {start_timeout:.0f} s: no node has {cpus:g} CPUs and "
+                f"{gpus:g} GPUs free now (free: {_free()}); wait for other work to end, or {fix}"
+            )
+        try:
+            return ray.get(worker.run.remote(fn, *args), timeout=run_timeout)
+        except ray.exceptions.GetTimeoutError:
+            raise ClusterError(
+                f"{what} did not finish within {run_timeout:.0f} s; time fewer images or batch sizes"
+            ) from None
+    finally:
+        ray.kill(worker)
+
+
+def _free() -> str:
+    free = ray.available_resources()
+    return f"{free.get('CPU', 0):g} CPUs, {free.get('GPU', 0):g} GPUs in all"

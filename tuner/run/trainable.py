@@ -1,0 +1,57 @@
+"""The Ray Tune function trainable: one trial = one `Trainer`, reporting every epoch.
+
+Each report carries a checkpoint (model config + weights + optimizer state),
+so Ray can resume a restarted trial and `tuner export` can rebuild the model
+from the checkpoint alone. Data arrives through `tune.with_parameters`, i.e.
+Ray's object store: the teacher targets are computed once per sweep.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+import ray
+import torch
+from ray import tune
+
+from tuner.core.configs import split_config
+from tuner.learn.checkpoints import load_checkpoint, save_checkpoint
+from tuner.learn.data import TeacherData
+from tuner.learn.training import Trainer
+
+
+def trial_device(gpus: float) -> str:
+    """cuda for a trial that Ray gave (a share of) a GPU; Ray sets CUDA_VISIBLE_DEVICES to it."""
+    if gpus and gpus > 0:
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"this trial was given {gpus} GPU but torch sees no CUDA device on node "
+                f"{ray.get_runtime_context().get_node_id()}; install a CUDA build of torch there"
+            )
+        return "cuda"
+    return "cpu"
+
+
+def train_trial(config: dict[str, Any], data: TeacherData) -> None:
+    """Ray Tune function trainable (wrapped by tune.with_parameters in the sweep)."""
+    resources = tune.get_context().get_trial_resources().required_resources
+    # Use exactly the CPUs Ray gave this trial; torch's default (all cores) oversubscribes.
+    torch.set_num_threads(max(1, int(resources.get("CPU", 1) or 1)))
+    model_cfg, train_cfg = split_config(config)
+    trainer = Trainer(model_cfg, train_cfg, data, device=trial_device(resources.get("GPU", 0)))
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            trainer.load_state_dict(load_checkpoint(d))
+
+    node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran it, for trials.csv
+    for metrics in trainer.epochs():
+        metrics["node_id"] = node_id
+        if metrics["diverged"]:
+            tune.report(metrics)  # no checkpoint: NaN weights are worth nothing; the trial ends here
+            return
+        with tempfile.TemporaryDirectory() as d:
+            save_checkpoint({**trainer.state_dict(), "metrics": metrics}, d)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))

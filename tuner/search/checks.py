@@ -1,0 +1,37 @@
+"""Combinations of searcher, scheduler and space that cannot work, refused in one line before Ray starts."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tuner.core.errors import SettingsError
+from tuner.search.schedulers import SCHEDULERS
+from tuner.search.searchers import SEARCHERS
+
+if TYPE_CHECKING:
+    from tuner.search.spaces import SearchSpace
+
+# What PBT perturbs: never a model-shape parameter, whose weights come with the copied checkpoint.
+PBT_MUTABLE = ("lr", "weight_decay")
+
+
+def check(searcher: str, scheduler: str, space: SearchSpace) -> None:
+    """One line, before anything starts, for a searcher or scheduler that cannot run this space."""
+    # The names themselves were checked with the flags (settings) or the space file (spaces).
+    choices = [p.name for p in space.params if p.type == "choice"]
+    if SEARCHERS[searcher].numeric_only and choices:
+        raise SettingsError(
+            f"--searcher {searcher} cannot search choice parameters ({', '.join(choices)}); "
+            "fix them in the space's 'fixed:', or use --searcher tpe"
+        )
+    if SCHEDULERS[scheduler].pbt_like:
+        if searcher != "random":
+            raise SettingsError(
+                f"--scheduler {scheduler} proposes configurations itself and cannot be combined with "
+                f"--searcher {searcher}; use --searcher random"
+            )
+        if not any(p.name in PBT_MUTABLE for p in space.params):
+            raise SettingsError(
+                f"--scheduler {scheduler} mutates {' and '.join(PBT_MUTABLE)}, and the space searches neither; "
+                "search lr, or use --scheduler asha"
+            )
