@@ -132,3 +132,51 @@ def tiny_sweep(tmp_path_factory, ray_local):
     ]
     assert main(argv) == 0
     return storage / "tiny"
+
+
+# Fake credentials, and nothing that sends pyarrow or boto3 anywhere but the test's server: no EC2
+# metadata lookup (169.254.169.254), no profile or config file of the user's, no endpoint from the shell.
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+}
+S3_ENV_DROPPED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> str:
+    """A real S3-compatible server (moto in server mode) on 127.0.0.1 for the session; its "127.0.0.1:PORT"."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(monkeypatch) -> dict[str, str]:
+    """S3_ENV set in this process (pyarrow reads it here), and the same for child processes."""
+    for key in S3_ENV_DROPPED:
+        monkeypatch.delenv(key, raising=False)
+    for key, value in S3_ENV.items():
+        monkeypatch.setenv(key, value)
+    return dict(S3_ENV)
+
+
+@pytest.fixture
+def s3_bucket(s3_server, s3_env, request) -> str:
+    """A new, empty bucket on the test's S3 server, named after the test."""
+    import re
+    import uuid
+
+    import boto3
+
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + f"-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=f"http://{s3_server}").create_bucket(Bucket=name)
+    return name

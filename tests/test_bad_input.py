@@ -1,10 +1,15 @@
-"""Bad input of every kind ends in one line, `tuner: error: <what>; <what to do>`, exit 2, and loses nothing
-(fast: everything here is refused before Ray would start)."""
+"""Bad input of every kind ends in one line, `tuner: error: <what>; <what to do>`, exit 2, and loses nothing.
+
+One table, ROWS: each row is argv (with {tmp}, {made} and {storage} filled in) and the files to create
+first, and the fragment the one line must hold. Everything here is refused before Ray would start, so
+it runs fast: a sweep that got as far as connecting to Ray fails the test instead of starting it.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,10 +17,141 @@ import torch
 from PIL import Image
 
 from tuner.cli.main import main
+from tuner.core.constants import OPTUNA_DB
+from tuner.results.dashboard import study_url
 from tuner.run.sweep import SweepOutcome
+
+LONG = "a" * 300  # a name longer than the 255 bytes a file name may have
+SWEEP = ("sweep", "--storage", "{tmp}/s", "--name", "x", "--dataset", "synthetic")
+GARBAGE = bytes(range(256)) * 8  # not UTF-8, not JSON, not SQLite
+
+
+def space(fixed: str = "batch_size: 32", params: str = "lr: {type: loguniform, low: 1.0e-4, high: 1.0e-2}") -> str:
+    if fixed.startswith("lr:"):  # searched and fixed at once is another error
+        params = "init_scale: {type: loguniform, low: 0.1, high: 3.0}"
+    return f"params:\n  {params}\nfixed:\n  {fixed}\n"
+
+
+def row(argv: tuple[str, ...], fragment: str, files: dict[str, str | bytes] | None = None, id: str = ""):
+    return pytest.param(argv, fragment, files or {}, id=id or fragment[:40])
+
+
+ROWS = [
+    # sweep flags
+    row((*SWEEP, "--min-delta", "-1"), "--min-delta must be a relative improvement in [0, 1)"),
+    row((*SWEEP, "--cpus-per-trial", "inf"), "--cpus-per-trial must be a finite number, got inf"),
+    row((*SWEEP, "--seed", "-1"), "--seed must be 0 or more, got -1; pass a whole number from 0 to 4294967295"),
+    row((*SWEEP, "--seed", str(2**64 + 1)), "--seed must be at most 4294967295"),
+    row((*SWEEP, "--concurrency", "-3"), "--concurrency must be at least 1"),
+    row((*SWEEP, "--max-failures", "-1"), "--max-failures must be 0 or more"),
+    row((*SWEEP, "--num-samples", "0"), "--num-samples must be at least 1"),
+    row((*SWEEP, "--grace-period", "9"), "exceeds --max-epochs"),
+    row((*SWEEP, "--train-size", "100000000"), "lower --train-size and --val-size to at most"),
+    row((*SWEEP, "--dataset", "imagenet"), "unknown dataset 'imagenet'"),
+    row((*SWEEP, "--dataset", "folder:/nonexistent"), "image folder /nonexistent does not exist"),
+    row((*SWEEP, "--dataset", "folder:"), "image folder (none given) does not exist"),
+    row((*SWEEP, "--name", "a/b"), "must be a plain directory name"),
+    row((*SWEEP, "--name", LONG), "--name is 300 bytes long, over the 255 of a file name"),
+    row((*SWEEP, "--storage", f"{{tmp}}/{LONG}"), "--storage has a part 300 bytes long"),
+    row((*SWEEP, "--storage", "{tmp}/a-file"), "is a file, not a directory", {"a-file": ""}),
+    # search space files
+    row((*SWEEP, "--space", "nope"), "unknown search space 'nope'"),
+    row((*SWEEP, "--space", "{tmp}/s.yaml"), "not a text file", {"s.yaml": GARBAGE}, "binary space"),
+    row((*SWEEP, "--space", "{tmp}/s.bin"), "not a text file", {"s.bin": GARBAGE}, "binary space, any name"),
+    row((*SWEEP, "--space", "{tmp}/s.yaml"), "too large for a search space", {"s.yaml": "#" * 2**21}),
+]
+# A bad value for every field of ModelConfig and TrainConfig, fixed or as a searched range: refused before Ray.
+BAD_VALUES = {
+    "batch_size: -32": "batch_size is -32, out of range",
+    'hidden: "many"': "hidden is 'many', not a whole number",
+    "hidden: 0": "hidden is 0, out of range",
+    "hidden: 1000000": "hidden is 1000000, out of range; give a whole number from 1 to 16384",
+    "hidden: 64.5": "hidden is 64.5, not a whole number",
+    "lr: -1.0e-3": "lr is -0.001, out of range; give a number above 0",
+    "lr: .nan": "lr is nan, not a finite number",
+    "negative_slope: 2": "negative_slope is 2, out of range",
+    "init_scale: 0": "init_scale is 0, out of range; give a number above 0",
+    "weight_decay: -1": "weight_decay is -1, out of range",
+    "warmup_frac: 1.5": "warmup_frac is 1.5, out of range",
+    "bf16: maybe": "bf16 is 'maybe', not true or false",
+    "channels_last: 3": "channels_last is 3, not true or false",
+    "optimizer: rmsprop": "optimizer 'rmsprop' is unknown",
+    "schedule: cosine": "schedule 'cosine' is unknown",
+}
+ROWS += [
+    row((*SWEEP, "--space", "{tmp}/s.yaml"), f"fixed settings: {message}", {"s.yaml": space(fixed)}, f"fixed {fixed}")
+    for fixed, message in BAD_VALUES.items()
+]
+BAD_RANGES = {
+    "batch_size: {type: int, low: -5, high: 64}": "parameter 'batch_size' (int): batch_size is -5, out of range",
+    "hidden: {type: uniform, low: 8, high: 64}": "parameter 'hidden' (uniform): hidden is 8.0, not a whole number",
+    "lr: {type: uniform, low: -1, high: 1}": "parameter 'lr' (uniform): lr is -1, out of range",
+    "warmup_frac: {type: uniform, low: 0.1, high: 3}": "parameter 'warmup_frac' (uniform): warmup_frac is 3",
+    "optimizer: {type: choice, values: [adam, rmsprop]}": "parameter 'optimizer' (choice): optimizer 'rmsprop'",
+}
+ROWS += [
+    row((*SWEEP, "--space", "{tmp}/s.yaml"), message, {"s.yaml": space("schedule: constant", params)}, params[:30])
+    for params, message in BAD_RANGES.items()
+]
+ROWS += [
+    row(
+        (*SWEEP, "--space", "{tmp}/s.yaml"),
+        "start point {'lr': -0.5}: lr is -0.5",
+        {"s.yaml": space() + "start:\n  - {lr: -0.5}\n"},
+    ),
+    # reading experiments: names, storage, damaged files
+    row(("results", "nope", "--storage", "{storage}"), "no experiment 'nope'"),
+    row(("results", LONG, "--storage", "{storage}"), "no experiment 'aaaa"),
+    row(("list", "--storage", f"{{tmp}}/{LONG}"), "does not exist"),
+    row(("list", "--storage", "{tmp}/a-file"), "is a file", {"a-file": ""}),
+    row(("list", "--storage", "{tmp}/nowhere"), "does not exist"),
+    row(("dashboard", LONG, "--storage", "{storage}"), "no experiment 'aaaa"),
+    row(("results", "{made}"), "sweep.json cannot be read", {"results/made/sweep.json": '{"name": "ma'}),
+    row(("results", "{made}"), "sweep.json cannot be read (a JSON list", {"results/made/sweep.json": "[]"}),
+    row(("results", "{made}"), "sweep.json cannot be read", {"results/made/sweep.json": GARBAGE}, "binary json"),
+    row(
+        ("results", "{made}"),
+        "sweep.json cannot be read (--train-size must be a whole number, got 'many')",
+        {"results/made/sweep.json": json.dumps({"name": "made", "train_size": "many"})},
+    ),
+    row(
+        ("sweep", "--resume", "made", "--storage", "{storage}"),
+        "sweep.json cannot be read (--seed must be at most 4294967295",
+        {"results/made/sweep.json": json.dumps({"name": "made", "seed": 2**70})},
+    ),
+    row(("report", "{made}"), "optuna.db is damaged (file is not a database)", {f"results/made/{OPTUNA_DB}": GARBAGE}),
+    row(
+        ("dashboard", "{made}"), "optuna.db is damaged (file is not a database)", {f"results/made/{OPTUNA_DB}": GARBAGE}
+    ),
+    row(("dashboard", "{made}", "--port", "70000"), "70000 is above 65535"),
+    # models and flags of the other commands
+    row(("results", "{made}", "--sort", "colour"), "cannot sort by 'colour'"),
+    row(("results", "{made}", "--status", "great"), "unknown status"),
+    row(("export", "{made}", "--trial", "xyz", "--out", "{tmp}/out"), "has no trial 'xyz'"),
+    row(("export", "{made}", "--out", "{tmp}/out", "--images", "0"), "below 1"),
+    row(("export", "{made}", "--out", "{tmp}/out", "--images", "-1"), "below 1"),
+    row(("benchmark", "{made}", "--batch-sizes", "abc"), "'abc' is not a whole number"),
+    row(("benchmark", "{made}", "--min-run-time", "-1"), "-1 is not above 0"),
+    row(("evaluate", "{tmp}/missing.pt", "--size", "8"), "neither a model file nor an experiment"),
+    row(("evaluate", LONG), "neither a model file nor an experiment"),
+    row(("evaluate", "{made}", "--seed", "-5"), "--seed must be 0 or more, got -5"),
+    row(("evaluate", "{made}", "--seed", str(2**64)), "--seed must be at most 4294967295"),
+    row(("evaluate", "{made}", "--size", str(10**12)), "lower --size to at most"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _ray_never_starts(monkeypatch):
+    """Every row is refused before Ray: one that gets as far as connecting fails here instead of starting it."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the sweep got as far as starting Ray; it should have been refused before")
+
+    monkeypatch.setattr("tuner.run.sweep._connect_and_check", refuse)
 
 
 def run(capsys, *argv):
+    capsys.readouterr()  # what the test itself printed before (a warning) is not the command's
     code = main([str(a) for a in argv])
     out = capsys.readouterr()
     return code, out.out, out.err
@@ -25,6 +161,7 @@ def one_line(capsys, pattern: str, *argv) -> str:
     code, _, err = run(capsys, *argv)
     assert code == 2, err
     assert err.startswith("tuner: error: ") and err.count("\n") == 1, err
+    assert "; " in err, err  # what is wrong; what to do
     assert pattern in err, err
     return err
 
@@ -36,52 +173,50 @@ def copy(made_experiment, tmp_path) -> Path:
     return target
 
 
-def test_unknown_names(made_experiment, tmp_path, capsys):
-    storage = made_experiment.parent
-    one_line(capsys, "no experiment 'nope'", "results", "nope", "--storage", storage)
-    one_line(capsys, "has no trial 'xyz'", "export", "made", "--storage", storage, "--trial", "xyz", "--out", tmp_path)
-    one_line(capsys, "cannot sort by 'colour'", "results", "made", "--storage", storage, "--sort", "colour")
-    one_line(capsys, "unknown status", "results", "made", "--storage", storage, "--status", "great")
-    one_line(capsys, "neither a model file nor an experiment", "evaluate", tmp_path / "missing.pt", "--size", "8")
-    one_line(capsys, "no experiment 'nope'", "sweep", "--resume", "nope", "--storage", storage)
+@pytest.mark.parametrize("argv, fragment, files", ROWS)
+def test_bad_input_gets_one_line(made_experiment, tmp_path, capsys, argv, fragment, files):
+    made = tmp_path / "results" / "made"
+    if any("{made}" in a or "{storage}" in a for a in argv) or any(f.startswith("results/made") for f in files):
+        shutil.copytree(made_experiment, made)
+    for name, content in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        getattr(tmp_path / name, "write_bytes" if isinstance(content, bytes) else "write_text")(content)
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    filled = [a.format(tmp=tmp_path, made=made, storage=made.parent) for a in argv]
+    one_line(capsys, fragment, *filled)
+    assert not (tmp_path / "s").exists()  # a refused sweep leaves no experiment behind
+    assert not (tmp_path / "out").exists()  # nothing unverified exported
+    changed = [p for p, t in before.items() if not p.exists() or p.stat().st_mtime_ns != t]
+    assert changed == [], changed  # nothing a user made is lost or changed
 
 
-def test_storage_that_is_a_file_or_missing(tmp_path, capsys):
-    afile = tmp_path / "a-file"
-    afile.write_text("")
-    one_line(capsys, "is a file", "list", "--storage", afile)
-    one_line(capsys, "does not exist", "list", "--storage", tmp_path / "nowhere")
-    one_line(capsys, "is a file, not a directory", "sweep", "--storage", afile, "--dataset", "synthetic")
+def test_a_port_in_use_gets_one_line(made_experiment, tmp_path, capsys):
+    import optuna
+
+    exp = Path(shutil.copytree(made_experiment, tmp_path / "made"))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.create_study(study_name=exp.name, storage=study_url(exp))
+    with socket.socket() as taken:  # a real server socket on 127.0.0.1 holds the port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        one_line(capsys, f"cannot serve on 127.0.0.1:{port}", "dashboard", exp, "--port", port)
 
 
-@pytest.mark.parametrize(
-    "flag, value, pattern",
-    [
-        ("--min-delta", "-1", "--min-delta is a relative improvement"),
-        ("--seed", "-1", "--seed must be 0 or more"),
-        ("--concurrency", "-3", "--concurrency must be at least 1"),
-        ("--max-failures", "-1", "--max-failures must be 0 or more"),
-        ("--num-samples", "0", "--num-samples must be at least 1"),
-        ("--grace-period", "9", "exceeds --max-epochs"),
-        ("--dataset", "imagenet", "unknown dataset 'imagenet'"),
-        ("--dataset", "folder:/nonexistent", "image folder /nonexistent does not exist"),  # before Ray starts
-        ("--dataset", "folder:", "image folder (none given) does not exist"),
-        ("--space", "nope", "unknown search space 'nope'"),
-        ("--name", "a/b", "must be a plain directory name"),
-    ],
-)
-def test_rejected_sweep_flags_leave_nothing_behind(tmp_path, capsys, flag, value, pattern):
-    one_line(capsys, pattern, "sweep", "--storage", tmp_path, "--name", "x", "--dataset", "synthetic", flag, value)
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_bad_numbers_in_flags(made_experiment, tmp_path, capsys):
-    storage = made_experiment.parent
-    one_line(capsys, "'abc' is not a whole number", "benchmark", "made", "--storage", storage, "--batch-sizes", "abc")
-    one_line(capsys, "-1 is not above 0", "benchmark", "made", "--storage", storage, "--min-run-time", "-1")
-    one_line(capsys, "below 1", "export", "made", "--storage", storage, "--out", tmp_path, "--images", "0")
-    one_line(capsys, "below 1", "export", "made", "--storage", storage, "--out", tmp_path, "--images", "-1")
-    assert list(tmp_path.iterdir()) == []  # nothing unverified on disk
+def test_list_shows_every_experiment_and_marks_the_damaged_ones(made_experiment, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    storage = Path("results")  # relative, as the default
+    for name in ("good", "bad-settings", "bad-record"):
+        shutil.copytree(made_experiment, storage / name)
+    (storage / "bad-settings" / "sweep.json").write_text('{"name": "bad-sett')
+    (storage / "bad-record" / "record.jsonl").write_bytes(GARBAGE)
+    code, out, err = run(capsys, "list", "--storage", storage, "--format", "json")
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows["good"]["state"] == "finished" and rows["good"]["trials"] == 3
+    assert rows["bad-settings"]["state"].startswith("damaged: sweep.json cannot be read")
+    assert rows["bad-record"]["state"].startswith("damaged: ")
+    assert "/" not in rows["bad-settings"]["state"]  # short: the experiment's path is its row
 
 
 def test_export_into_a_place_that_cannot_be_written(made_experiment, tmp_path, capsys):
@@ -103,13 +238,9 @@ def test_damaged_and_missing_checkpoints(copy, tmp_path, capsys):
 
 
 def test_an_experiment_without_finished_trials(copy, tmp_path, capsys):
-    (copy / "record.jsonl").unlink()
+    starts = [line for line in (copy / "record.jsonl").read_text().splitlines() if '"event": "start"' in line]
+    (copy / "record.jsonl").write_text("\n".join(starts) + "\n")  # every trial started, none reported an epoch
     one_line(capsys, "no trial that finished an epoch", "export", copy, "--out", tmp_path / "out")
-
-
-def test_a_damaged_settings_file(copy, capsys):
-    (copy / "sweep.json").write_text("{not json")
-    one_line(capsys, "sweep.json cannot be read", "results", copy)
 
 
 def test_model_files_that_are_not_what_they_claim(tmp_path, capsys):
@@ -133,16 +264,19 @@ def test_model_files_that_are_not_what_they_claim(tmp_path, capsys):
     one_line(capsys, "does not take images of shape (N, 3, 32, 32)", "evaluate", tmp_path / "wide.torchscript.pt")
 
 
-def test_a_folder_with_files_that_are_not_images(made_experiment, tmp_path, capsys, caplog):
+def test_a_folder_with_files_that_are_not_images(made_experiment, tmp_path, capsys, caplog, monkeypatch):
     folder = tmp_path / "photos"
     folder.mkdir()
     (folder / "broken.png").write_bytes(b"\x89PNG but not really")
+    Image.new("RGB", (200, 200)).save(folder / "bomb.png")  # 40,000 pixels, over the limit set below
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
     one_line(capsys, "holds 0 readable images", "evaluate", made_experiment, "--dataset", f"folder:{folder}")
     for i in range(3):
         Image.new("RGB", (40, 40), (i * 60, 90, 200)).save(folder / f"ok{i}.png")
     code, out, _ = run(capsys, "evaluate", made_experiment, "--dataset", f"folder:{folder}")
-    assert code == 0 and "3 images" in out  # every good image counts; the broken one is skipped...
-    assert any("broken.png" in r.getMessage() for r in caplog.records)  # ...with a warning that names it
+    assert code == 0 and "3 images" in out  # every good image counts; the broken one and the bomb are skipped...
+    warned = [r.getMessage() for r in caplog.records if "skipped 2 file(s)" in r.getMessage()]
+    assert warned and "broken.png" in warned[-1] and "bomb.png" in warned[-1]  # ...with a warning naming them
 
 
 def test_hints_are_quoted_for_the_shell(tmp_path):

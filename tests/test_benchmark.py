@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pandas as pd
 import pytest
 import torch
 
 from tuner.core.errors import CheckpointError, TunerError
-from tuner.inference.benchmark import artifacts_of
+from tuner.inference.benchmark import BenchmarkOptions, artifacts_of
+from tuner.inference.rows import Measurement
 from tuner.inference.table import COLUMNS, crossover, format_table, with_speedups, write_outputs
 from tuner.inference.timing import WARMUP_CALLS, _exact_batch, flops_per_image, measure_device, time_call
 from tuner.inference.variants import KINDS
@@ -17,7 +19,7 @@ from tuner.learn.checkpoints import load_checkpoint
 from tuner.learn.synthetic import synthetic_images
 from tuner.run.benchmark import run_benchmark
 
-TINY = dict(batch_sizes=[1, 4], min_run_time=0.01)
+TINY = BenchmarkOptions(batch_sizes=(1, 4), min_run_time=0.01)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,7 @@ def test_flops_are_counted_from_the_layers(checkpoint):
 
 
 def test_cpu_eager_rows(checkpoint):
-    rows, skipped = measure_device("cpu", checkpoint, synthetic_images(8, 0), threads=1, **TINY)
+    rows, skipped = measure_device("cpu", checkpoint, synthetic_images(8, 0), TINY, threads=1)
     rows = pd.DataFrame(rows)
     assert list(rows["method"][:3]) == ["teacher per image", "teacher batched", "teacher as one matmul"]
     assert set(rows["method"][3:]) == {"model fp32"}  # the quick rows: as trained, at the worker's threads
@@ -59,15 +61,15 @@ def test_cpu_eager_rows(checkpoint):
     assert rows.loc[rows["method"].str.startswith("teacher"), "psnr_db"].isna().all()
 
 
+@pytest.mark.slow  # exports and compiles: tens of seconds on a 2-core machine
 def test_every_row_kind_at_one_and_two_threads(made_experiment):
     """Artifacts as deployed and compiled models: positive throughput, the eager model's PSNR."""
     ckpt_path = made_experiment / "best_model.pt"
     images = synthetic_images(16, 1)
     artifacts = artifacts_of(ckpt_path, images, [], echo=print)
     assert set(artifacts) == {"torchscript", "onnx"}
-    rows, skipped = measure_device(
-        "cpu", load_checkpoint(ckpt_path), images, threads=2, kinds=KINDS, artifacts=artifacts, **TINY
-    )
+    options = replace(TINY, kinds=KINDS)
+    rows, skipped = measure_device("cpu", load_checkpoint(ckpt_path), images, options, threads=2, artifacts=artifacts)
     rows = pd.DataFrame(rows)
     models = rows[~rows["method"].str.startswith("teacher")]
     kinds = {
@@ -101,6 +103,13 @@ def test_an_artifact_of_another_model_or_a_corrupt_file_is_refused(made_experime
     corrupt.write_bytes(b"\x00" * 100)
     with pytest.raises(CheckpointError, match="is not a loadable ONNX model"):
         artifacts_of(best, synthetic_images(8, 1), [str(corrupt)], echo=print)
+
+
+def test_a_measurement_makes_every_column_but_the_speedups():
+    row = Measurement("cpu", "model fp32", 2, 8, seconds=0.5, spread=0.1, copy_s=0.5, psnr_db=30.0, flops_per_image=1e9)
+    assert list(row.row(n_images=32)) == COLUMNS[:-2]
+    assert row.row(32)["images_per_s"] == 16 and row.row(32)["images_per_s_with_copy"] == 8
+    assert row.row(32)["set_s"] == 2 and row.row(32)["gflop_s"] == 16
 
 
 def _table(rows: list[tuple[str, str, int, float]]) -> pd.DataFrame:
@@ -162,11 +171,8 @@ def test_benchmark_of_the_sweeps_best_model_through_ray(tiny_sweep, ray_local, t
     frame = run_benchmark(
         load_checkpoint(tiny_sweep / "best_model.pt"),
         images,
-        device="all",
-        cpus=1,
+        replace(TINY, cpus=1),
         echo=lines.append,
-        batch_sizes=(1, 4),
-        min_run_time=0.01,
     )
     model_psnr = frame.loc[frame["method"] == "model fp32", "psnr_db"]
     assert model_psnr.iloc[0] == pytest.approx(best["metrics"]["val_psnr"], abs=0.05)
@@ -181,7 +187,8 @@ def test_benchmark_of_the_sweeps_best_model_through_ray(tiny_sweep, ray_local, t
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_rows(checkpoint):
-    rows, _ = measure_device("cuda", checkpoint, synthetic_images(8, 0), kinds=("eager", "layouts", "compiled"), **TINY)
+    options = replace(TINY, kinds=("eager", "layouts", "compiled"))
+    rows, _ = measure_device("cuda", checkpoint, synthetic_images(8, 0), options)
     rows = pd.DataFrame(rows)
     assert {
         "teacher batched",

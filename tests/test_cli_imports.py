@@ -5,6 +5,7 @@ Measured by what is in sys.modules after the command ran in a fresh interpreter,
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -48,3 +49,19 @@ def test_importing_the_package_loads_nothing_heavy():
         timeout=60,
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_refusals_before_ray_load_nothing_heavy(made_experiment, tmp_path):
+    """Flags a sweep or an evaluation refuses, and a damaged experiment in `tuner list`, cost no import of torch
+    or Ray: the one line comes at once."""
+    storage = tmp_path / "results"
+    shutil.copytree(made_experiment, storage / "made")
+    shutil.copytree(made_experiment, storage / "damaged")
+    (storage / "damaged" / "sweep.json").write_text("{")
+    sweep = ["sweep", "--storage", str(tmp_path / "new"), "--dataset", "synthetic"]
+    assert heavy_after([*sweep, "--train-size", "100000000"]) == {"code": 2, "heavy": []}
+    assert heavy_after([*sweep, "--name", "a" * 300]) == {"code": 2, "heavy": []}
+    assert heavy_after([*sweep, "--seed", str(2**64)]) == {"code": 2, "heavy": []}
+    assert heavy_after(["evaluate", "made", "--storage", str(storage), "--seed", "-5"]) == {"code": 2, "heavy": []}
+    assert heavy_after(["list", "--storage", str(storage)]) == {"code": 0, "heavy": []}
+    assert not (tmp_path / "new").exists()

@@ -34,6 +34,8 @@ SWEEP = [
 
 
 def _epochs_logged(exp: Path) -> dict[str, int]:
+    if not (exp / record.RECORD_FILE).is_file():  # Ray makes a trial's folder before its first line is written
+        return {}
     return {t.trial_id: len(t.epochs) for t in record.read(exp).values()}
 
 
@@ -196,3 +198,41 @@ def test_uri_storage_writes_there_and_keeps_a_local_copy(tmp_path):
         timeout=120,
     )
     assert again.returncode == 0 and "nothing to resume" in again.stdout
+
+
+def test_sigterm_twice_ends_a_sweep_as_ctrl_c_does_and_it_resumes(tmp_path):
+    """`kill PID` (what a job scheduler sends), then again before the sweep has stopped: no native stack dump,
+    the resume hint, the state interrupted; the resume then finishes what was left."""
+    exp = tmp_path / "termed"
+    proc = subprocess.Popen(
+        [*SWEEP, "--name", "termed", "--storage", str(tmp_path), "--num-samples", "2"],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: any(_epochs_logged(exp).values()), 240, "a first epoch")
+        proc.send_signal(signal.SIGTERM)  # the driver only, as `kill PID` does
+        time.sleep(0.3)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode in (130, 143), out[-2000:] + err[-2000:]
+    assert "continue with  tuner sweep --resume termed" in out, out[-2000:] + err[-2000:]
+    assert "SIGTERM received" not in err and "*** " not in err, err[-2000:]
+    assert json.loads((exp / "state.json").read_text())["state"] == "interrupted"
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "tuner", "sweep", "--resume", "termed", "--storage", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    trials = pd.read_csv(exp / "trials.csv")
+    assert len(trials) == 2 and (trials["status"] == "completed").all()
+    assert not pd.read_csv(exp / "history.csv").duplicated(["trial_id", "epoch"]).any()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,9 +13,11 @@ import torch
 
 import tuner
 from tuner.cli.main import main
-from tuner.core.constants import EXPORT_FILES
-from tuner.inference.formats import load_exported
+from tuner.inference.formats import FORMATS, load_exported
+from tuner.results import record
 from tuner.results.tables import HISTORY_COLUMNS, TRIAL_COLUMNS
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def run(capsys, *argv):
@@ -48,7 +51,7 @@ def test_results_in_every_format(made_experiment, capsys, fmt):
     if fmt == "json":
         assert len(json.loads(out)) == 3
     elif fmt == "csv":
-        assert out.splitlines()[0].startswith("trial_id,status,epochs,val_psnr,val_loss")
+        assert out.splitlines()[0].startswith("trial_id,status,epochs,val_psnr,val_ssim,val_loss")
     elif fmt == "markdown":
         assert out.splitlines()[1].startswith("| --- |") and "| lr |" in out.splitlines()[0] + " |"
     else:
@@ -110,23 +113,23 @@ def test_report_writes_markdown_and_figures(made_experiment, tmp_path, capsys):
     code, out, _ = run(capsys, "report", copy)
     assert code == 0
     text = (copy / "report.md").read_text()
-    assert "early stopping saved" in text and "Best trial aaa11111" in text
-    for figure in ("val_loss.png", "params.png", "samples.png"):
+    assert "early stopping saved" in text and "Best trial aaa11111" in text and "| validation SSIM |" in text
+    for figure in ("val_loss.png", "val_psnr.png", "val_ssim.png", "params.png", "samples.png"):
         assert (copy / figure).stat().st_size > 1000, figure
         assert f"({figure})" in text
 
 
-@pytest.mark.parametrize("fmt", sorted(EXPORT_FILES))
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_export_round_trip(made_experiment, tmp_path, capsys, fmt):
     code, out, err = run(capsys, "export", made_experiment, "--format", fmt, "--out", tmp_path)
     assert code == 0, err
     assert "verified on 32 held-out images" in out and "PSNR against the teacher" in out
-    exported = load_exported(tmp_path / EXPORT_FILES[fmt])
+    exported = load_exported(tmp_path / FORMATS[fmt].file_name())
     original = tuner.load_model(made_experiment / "best_model.pt")
     x = torch.rand(5, 3, 32, 32)  # a batch size the export never saw
     with torch.no_grad():
         assert torch.allclose(exported(x), original(x), atol=1e-4)
-    assert [p.name for p in tmp_path.iterdir()] == [EXPORT_FILES[fmt]]  # nothing half-written left beside it
+    assert [p.name for p in tmp_path.iterdir()] == [FORMATS[fmt].file_name()]  # nothing half-written left beside it
 
 
 def test_export_never_overwrites_without_force(made_experiment, tmp_path, capsys):
@@ -156,3 +159,76 @@ def test_the_best_trial_may_be_one_any_scheduler_cut(made_experiment):
     assert _best(trials)["trial_id"] == trials.iloc[0]["trial_id"]
     trials["status"] = ["error", "median", "completed"]
     assert _best(trials)["trial_id"] == trials.iloc[1]["trial_id"]
+
+
+def damaged_copy(made_experiment, tmp_path, edit) -> tuple:
+    """A copy of the made experiment whose record lines went through `edit`; returns (copy, its lines)."""
+    copy = tmp_path / "made"
+    shutil.copytree(made_experiment, copy)
+    lines = edit((copy / "record.jsonl").read_text().splitlines(keepends=True))
+    (copy / "record.jsonl").write_text("".join(lines))
+    return copy, lines
+
+
+def without_epoch(lines):
+    doc = json.loads(lines[1])  # aaa's first epoch
+    del doc["epoch"]
+    return [lines[0], json.dumps(doc) + "\n", *lines[2:]]
+
+
+@pytest.mark.parametrize(
+    "edit, line, what",
+    [
+        (without_epoch, 2, "an epoch line without `epoch`"),
+        (lambda lines: [*lines[:3], "{not json\n", *lines[3:]], 4, "not JSON"),
+        (lambda lines: [*lines[:3], '{"event": "epoch"}\n', *lines[3:]], 4, "no trial_id"),
+    ],
+)
+def test_a_damaged_record_says_where_in_one_line(made_experiment, tmp_path, capsys, edit, line, what):
+    copy, _ = damaged_copy(made_experiment, tmp_path, edit)
+    trials, damage = record.scan(copy)
+    assert damage == [record.Damage(line, what)] and set(trials) == {"aaa11111", "bbb22222", "ccc33333"}
+    with pytest.raises(record.RecordError, match=f"record.jsonl is damaged at line {line} "):
+        record.read(copy)
+    code, out, err = run(capsys, "results", copy)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith("tuner: error: ") and f"damaged at line {line}" in err
+
+
+def test_a_last_line_cut_short_is_skipped_and_the_next_line_starts_clean(made_experiment, tmp_path):
+    copy, lines = damaged_copy(made_experiment, tmp_path, lambda lines: [*lines[:-1], lines[-1][:25]])
+    trials, damage = record.scan(copy)
+    assert damage == [] and trials["ccc33333"].outcome is None  # its end was being written when the driver died
+    record.append(copy, "end", "ccc33333", outcome="terminated")  # a resumed sweep goes on writing
+    assert record.read(copy)["ccc33333"].outcome == "terminated"
+    assert (copy / "record.jsonl").read_text().splitlines()[-2] == lines[-2].rstrip("\n")
+
+
+def test_a_missing_record_is_damage_only_where_trials_ran(made_experiment, tmp_path):
+    copy, _ = damaged_copy(made_experiment, tmp_path, lambda lines: lines)
+    (copy / "record.jsonl").unlink()
+    with pytest.raises(record.RecordError, match="record.jsonl is missing .*3 trial folders"):
+        record.read(copy)
+    for folder in copy.glob("trial_*"):
+        shutil.rmtree(folder)
+    assert record.scan(copy) == ({}, [])  # a sweep that had not started a trial yet
+
+
+def test_results_sort_by_a_metrics_short_name(made_experiment, capsys):
+    code, out, _ = run(
+        capsys, "results", made_experiment, "--sort", "ssim", "--columns", "trial_id,ssim", "--format", "csv"
+    )
+    rows = [line.split(",") for line in out.strip().splitlines()]
+    assert code == 0 and rows[0] == ["trial_id", "val_ssim"]
+    scores = [float(r[1]) for r in rows[1:]]
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) == 3 and -1 <= scores[-1] < scores[0] <= 1
+
+
+def test_an_experiment_recorded_before_ssim_still_reads(tmp_path, capsys):
+    legacy = tmp_path / "legacy"
+    shutil.copytree(FIXTURES / "legacy_experiment", legacy)
+    exp = tuner.load_experiment(legacy)
+    assert exp.best["trial_id"] == "30510a54" and exp.best["metrics"]["val_psnr"] == pytest.approx(6.1096, abs=1e-4)
+    assert exp.trials["val_ssim"].isna().all() and exp.history["val_ssim"].isna().all() and len(exp.history) == 4
+    code, out, _ = run(capsys, "results", legacy, "--sort", "ssim", "--format", "csv")
+    assert code == 0 and out.splitlines()[0].startswith("trial_id,status,epochs,val_psnr,val_ssim,val_loss")

@@ -4,14 +4,20 @@ the trial's newest checkpoint where Ray's is gone, and trials Ray never saved ma
 from __future__ import annotations
 
 import os
+import re
+import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import torch
 
+from tuner.core.errors import ExperimentError
 from tuner.learn.checkpoints import CHECKPOINT_FILE
 from tuner.results import record
 from tuner.run.progress import SweepMonitor
-from tuner.run.resume import refill_deleted_checkpoints
+from tuner.run.resume import LOCK_FILE, experiment_lock, refill_deleted_checkpoints
+from tuner.run.sweep import resume_sweep
 
 
 def _checkpoint(trial_dir, index: int, mtime: int):
@@ -51,3 +57,57 @@ def test_a_trial_ray_never_saved_is_lost_and_left_out(tmp_path):
     assert '"outcome": "lost"' in (tmp_path / record.RECORD_FILE).read_text()  # its epochs stay in the file
     assert lines == ["trial unsaved started after Ray's last saved state; its configuration runs again"]
     assert monitor._counts() == "0 done, 1 running, 1 pending"
+
+
+# A resume that cannot go on refuses in one line before it changes a file (fast: it stops before Ray starts).
+LEGACY = Path(__file__).parent / "fixtures" / "legacy_experiment"
+UNFINISHED = "trial_63ecffef"
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != LOCK_FILE
+    }
+
+
+def _damage_checkpoints(exp: Path, how: str) -> None:
+    for ckpt in (exp / UNFINISHED).glob("checkpoint_*"):
+        if how == "deleted":
+            shutil.rmtree(ckpt)
+        else:
+            data = (ckpt / CHECKPOINT_FILE).read_bytes()
+            (ckpt / CHECKPOINT_FILE).write_bytes(data[: len(data) // 3])
+
+
+@pytest.mark.parametrize(
+    "damage, says",
+    [
+        (lambda e: [p.unlink() for p in e.glob("experiment_state-*.json")], "experiment_state-*.json is missing"),
+        (lambda e: [p.unlink() for p in e.glob("searcher-state-*.pkl")], "searcher-state-*.pkl is missing"),
+        (lambda e: (e / "tuner.pkl").unlink(), "tuner.pkl is missing"),
+        (lambda e: [p.unlink() for p in e.glob("*[-_]state-*")] + [(e / "tuner.pkl").unlink()], "before Ray saved"),
+        (lambda e: (e / "record.jsonl").unlink(), "record.jsonl is missing"),
+        (lambda e: [p.write_text(p.read_text()[:99]) for p in e.glob("experiment_state-*")], ".json is damaged"),
+        (lambda e: (e / "sweep.json").write_text("{"), "sweep.json cannot be read"),
+        (lambda e: _damage_checkpoints(e, "deleted"), "trial 63ecffef's checkpoint is gone"),
+        (lambda e: _damage_checkpoints(e, "truncated"), "checkpoint_000001/checkpoint.pt is damaged"),
+    ],
+)
+def test_a_resume_that_cannot_go_on_changes_nothing(tmp_path, damage, says):
+    exp = tmp_path / "legacy"
+    shutil.copytree(LEGACY, exp)
+    damage(exp)
+    before = _files(exp)
+    with pytest.raises(ExperimentError, match=re.escape(says)) as caught:
+        resume_sweep(str(exp), echo=lambda line: None)
+    assert "\n" not in str(caught.value)
+    assert _files(exp) == before
+
+
+def test_a_second_resume_of_one_experiment_is_refused(tmp_path):
+    with experiment_lock(tmp_path):
+        with pytest.raises(ExperimentError, match="is being resumed by another process"):
+            with experiment_lock(tmp_path):
+                pass
+    with experiment_lock(tmp_path):  # released on leaving
+        pass

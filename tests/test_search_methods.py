@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import sys
 
 import pandas as pd
@@ -12,7 +13,7 @@ import ray.cloudpickle
 from tuner.core.errors import SearchSpaceError, SettingsError
 from tuner.results import record
 from tuner.search.checks import check
-from tuner.search.schedulers import SCHEDULERS
+from tuner.search.schedulers import SCHEDULERS, STATUSES, statuses
 from tuner.search.searchers import SEARCHERS
 from tuner.search.settings import SweepSettings
 from tuner.search.spaces import load_space
@@ -65,11 +66,52 @@ def test_a_space_file_can_name_them_and_is_checked(tmp_path):
         SweepSettings(searcher="bayes")
 
 
-def _sweep(tmp_path, name, **options):
+def test_every_scheduler_has_a_builder_a_status_and_a_marker():
+    import importlib
+
+    markers = statuses()
+    for entry in SCHEDULERS.values():
+        module, function = entry.build.split(":")
+        assert callable(getattr(importlib.import_module(module), function)), entry.name
+        if entry.stops_trials:
+            assert entry.status == entry.name and markers[entry.status][0], entry.name
+        else:
+            assert entry.status is None
+    assert tuple(markers) == STATUSES and all(marker and colour for marker, colour in markers.values())
+    assert set(STATUSES) >= {"completed", "plateau", "diverged", "error", "unfinished"}
+
+
+@pytest.mark.parametrize(
+    "name, sampler",
+    [
+        ("tpe", "TPESampler"),
+        ("random", "RandomSampler"),
+        ("cmaes", "CmaEsSampler"),
+        ("gp", "GPSampler"),
+        ("qmc", "QMCSampler"),
+    ],
+)
+def test_each_searcher_name_builds_its_own_sampler(name, sampler):
+    assert set(SEARCHERS) == {"tpe", "random", "cmaes", "gp", "qmc", "nsga2"}
+    assert type(SEARCHERS[name].sampler(0, 6)).__name__ == sampler
+
+
+# Two configurations that train, then two that barely move (lr 1e-5): the schedulers that stop trials have
+# something to stop, and it must be the poor ones.
+GOOD_FIRST = """
+start:
+  - {lr: 3.0e-3, weight_decay: 1.0e-6}
+  - {lr: 2.0e-3, weight_decay: 1.0e-6}
+  - {lr: 1.0e-5, weight_decay: 1.0e-6}
+  - {lr: 1.1e-5, weight_decay: 1.0e-6}
+"""
+
+
+def _sweep(tmp_path, name, space=SPACE, **options):
     from tuner.run.sweep import run_sweep
 
     path = tmp_path / f"{name}.yaml"
-    path.write_text(SPACE)
+    path.write_text(space)
     settings = SweepSettings(
         name=name,
         dataset="synthetic",
@@ -91,6 +133,10 @@ def test_every_searcher_runs_a_sweep_and_keeps_its_study(tmp_path, ray_local, se
 
     outcome = _sweep(tmp_path, searcher, searcher=searcher, num_samples=3, max_epochs=1, grace_period=1)
     assert not outcome.interrupted and len(outcome.summary.trials) == 3
+    # Which sampler ran: OptunaSearch saves its state, sampler included, beside the experiment.
+    (saved,) = outcome.experiment_dir.glob("searcher-state-*.pkl")
+    ran = type(pickle.loads(saved.read_bytes())["_sampler"])
+    assert ran is type(SEARCHERS[searcher].sampler(0, 3)), ran
     study = optuna.load_study(study_name=searcher, storage=f"sqlite:///{outcome.experiment_dir / 'optuna.db'}")
     assert len(study.trials) == 3 and all(t.value is not None for t in study.trials)
     assert json.loads((outcome.experiment_dir / "sweep.json").read_text())["searcher"] == searcher
@@ -102,6 +148,7 @@ def test_every_scheduler_runs_a_sweep_and_names_what_it_stopped(tmp_path, ray_lo
     outcome = _sweep(
         tmp_path,
         scheduler,
+        SPACE + GOOD_FIRST,
         scheduler=scheduler,
         num_samples=4,
         max_epochs=3,
@@ -112,7 +159,12 @@ def test_every_scheduler_runs_a_sweep_and_names_what_it_stopped(tmp_path, ray_lo
     trials = outcome.summary.trials
     assert not outcome.interrupted and len(trials) == 4
     assert set(trials["status"]) <= {"completed", scheduler}  # no plateau stopper, no other scheduler's name
-    if scheduler == "fifo":
+    stopped = set(trials.loc[trials["status"] == scheduler, "config/lr"])
+    if SCHEDULERS[scheduler].stops_trials:
+        assert stopped, f"{scheduler} stopped nothing: {trials[['status', 'epochs', 'config/lr']]}"
+        completed = set(trials.loc[trials["status"] == "completed", "config/lr"])
+        assert not completed & {1.0e-5, 1.1e-5}, f"{scheduler} let a poor trial run to the end: {trials}"
+    else:
         assert (trials["status"] == "completed").all()
     # The best is the lowest final loss, whichever scheduler ended that trial.
     assert outcome.summary.best["trial_id"] == trials.dropna(subset=["val_loss"]).iloc[0]["trial_id"]

@@ -59,6 +59,30 @@ BAD = {
         r"start point",
     ),
     "top-level typo": ("param:\n  lr: {type: uniform, low: 0.1, high: 1}\n", r"no 'params:' mapping"),
+    "fixed value out of range": (
+        "params:\n  lr: {type: uniform, low: 0.1, high: 1}\nfixed:\n  batch_size: -32\n",
+        r"fixed settings: batch_size is -32, out of range; give a whole number of 1 or more",
+    ),
+    "fixed value of the wrong type": (
+        "params:\n  lr: {type: uniform, low: 0.1, high: 1}\nfixed:\n  hidden: many\n",
+        r"fixed settings: hidden is 'many', not a whole number",
+    ),
+    "range out of bounds": (
+        "params:\n  lr: {type: uniform, low: -0.1, high: 1}\n",
+        r"parameter 'lr' \(uniform\): lr is -0.1, out of range; give a number above 0",
+    ),
+    "float range for a whole number": (
+        "params:\n  hidden: {type: uniform, low: 8, high: 64}\n",
+        r"parameter 'hidden' \(uniform\): hidden is 8.0, not a whole number",
+    ),
+    "a choice out of bounds": (
+        "params:\n  batch_size: {type: choice, values: [16, 0]}\n",
+        r"parameter 'batch_size' \(choice\): batch_size is 0",
+    ),
+    "start point out of bounds": (
+        "params:\n  lr: {type: uniform, low: 0.1, high: 1}\nstart:\n  - {lr: -1}\n",
+        r"start point \{'lr': -1\}: lr is -1",
+    ),
 }
 
 
@@ -92,3 +116,11 @@ def test_each_type_means_the_same_range_to_ray_and_to_optuna(tmp_path):
     assert {hidden_ray.sample() for _ in range(200)} == set(range(8, 11))  # both ends included, as Optuna's
     assert (hidden_optuna.low, hidden_optuna.high) == (8, 10)
     assert list(by_name["optimizer"].to_optuna().choices) == ["adam", "sgd"]
+
+
+def test_a_binary_file_is_not_a_space(tmp_path):
+    for name in ("photo.yaml", "photo.jpg"):
+        (tmp_path / name).write_bytes(bytes(range(256)) * 4)
+        with pytest.raises(SearchSpaceError, match="not a text file") as err:
+            load_space(str(tmp_path / name))
+        assert "\n" not in str(err.value)

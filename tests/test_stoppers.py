@@ -42,3 +42,36 @@ def test_stopper_rejects_bad_settings():
         PlateauStopper(patience=0)
     with pytest.raises(ValueError, match="min_delta"):
         PlateauStopper(min_delta=1.5)
+
+
+@pytest.mark.parametrize(
+    "values, mode, expected",
+    [
+        ([20.0, 25.0, 25.1, 25.2], "max", True),  # rising, but by less than 1% of 25
+        ([20.0, 25.0, 25.1, 26.0], "max", False),  # the last epoch clears 25.25
+        ([20.0, 25.0, 24.0, 23.0], "max", True),  # getting worse upward is falling
+        ([0.5, 0.6, 0.7, 0.8], "max", False),  # an SSIM that keeps rising
+        ([0.5, 0.6, 0.7, 0.8], "min", True),  # the same numbers read as a loss: no improvement at all
+    ],
+)
+def test_is_plateau_in_either_direction(values, mode, expected):
+    assert is_plateau(values, 2, 0.01, mode) is expected
+
+
+def test_stopper_takes_the_direction_of_its_metric():
+    rising = [0.5, 0.6, 0.7, 0.8, 0.9]
+    by_registry = PlateauStopper("val_ssim", patience=2, min_delta=0.01)  # registered as "max"
+    assert by_registry.mode == "max" and PlateauStopper().mode == "min"
+    assert [by_registry("t", {"val_ssim": v}) for v in rising] == [False] * 5
+    as_loss = PlateauStopper("val_ssim", patience=2, min_delta=0.01, mode="min")
+    assert [as_loss("t", {"val_ssim": v}) for v in rising][-1] is True
+    with pytest.raises(ValueError, match="mode"):
+        PlateauStopper(mode="up")
+
+
+def test_a_stopper_pickled_before_it_had_a_mode_resumes_as_a_loss_stopper():
+    import pickle
+
+    old = PlateauStopper(patience=2)
+    del old.__dict__["mode"]  # what a sweep of an older tuner pickled into its tuner.pkl
+    assert pickle.loads(pickle.dumps(old)).mode == "min"

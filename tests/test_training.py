@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from tuner.core import metrics as registry
 from tuner.core.configs import ModelConfig, TrainConfig, split_config
 from tuner.learn.training import Trainer, lr_at, train
 
@@ -15,6 +16,10 @@ def test_training_lowers_the_loss(tiny_data):
     assert [m["epoch"] for m in losses] == [1, 2, 3]
     assert losses[-1]["val_loss"] < losses[0]["val_loss"]
     assert losses[-1]["val_psnr"] == pytest.approx(10 * math.log10(1 / losses[-1]["val_loss"]), rel=1e-4)
+    # Every registered metric is in every epoch's report, val_ssim among them, in its range and improving.
+    every_sweep = {m.name for m in registry.METRICS.values() if not m.only_pareto}
+    assert every_sweep <= set(losses[-1]) and losses[-1]["val_ssim"] > losses[0]["val_ssim"]
+    assert all(-1 <= m["val_ssim"] <= 1 for m in losses)
 
 
 def test_resume_from_state_dict_continues_exactly(tiny_data):
@@ -43,7 +48,7 @@ def test_a_diverging_run_is_marked_and_ends(tiny_data):
         on_epoch=metrics.append,
     )
     assert metrics[-1]["diverged"] is True
-    assert math.isnan(metrics[-1]["val_loss"])
+    assert all(math.isnan(metrics[-1][m.name]) for m in registry.computed())  # val_ssim too: NaN, not a number
     assert len(metrics) < 5
 
 

@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from tuner.core.constants import DATASETS, EXPORT_FILES, METRIC, RESULTS_DIR, TABLE_FORMATS
+from tuner.core.constants import DATASETS, METRIC, RESULTS_DIR, TABLE_FORMATS
 from tuner.core.errors import TunerError
+from tuner.inference.formats import FORMATS, VERIFY_IMAGES
 from tuner.search.schedulers import SCHEDULERS, STATUSES
 from tuner.search.searchers import SEARCHERS
-from tuner.search.settings import PRESETS, SweepSettings
+from tuner.search.settings import PRESETS, SweepSettings, check_seed
 from tuner.search.spaces import available_spaces
 
 
@@ -45,6 +47,13 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is below 1; pass 1 or more")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{value} is above 65535, the highest port; pass 1 to 65535")
     return value
 
 
@@ -155,20 +164,29 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="skip the inference benchmark of the best model at the end",
     )
+    p.add_argument(
+        "--mlflow",
+        metavar="URI",
+        help="log every trial as an MLflow run under a parent run named after the sweep, e.g. "
+        "http://127.0.0.1:5000 (needs tuner[tracking]) [off]",
+    )
     p.set_defaults(func=cmd_sweep)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from tuner.results.tables import leaderboard, render
-    from tuner.run.sweep import resume_sweep, run_sweep
-
-    if args.resume:
-        outcome = resume_sweep(args.resume, args.storage or RESULTS_DIR, args.address)
-    else:
+    if not args.resume:  # flags are checked before Ray is even imported: a refusal comes at once
         keys = [f for f in SweepSettings.__dataclass_fields__ if f not in {"name", "space"}]
         overrides = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
         settings = SweepSettings.from_preset(args.preset, name=args.name, space=args.space, **overrides)
-        outcome = run_sweep(settings)
+    from tuner.results.tables import leaderboard, render
+    from tuner.run.fit import term_as_interrupt
+    from tuner.run.sweep import resume_sweep, run_sweep
+
+    with term_as_interrupt():  # SIGTERM ends a sweep as Ctrl-C does (and again around Ray's fit)
+        if args.resume:
+            outcome = resume_sweep(args.resume, args.storage or RESULTS_DIR, args.address)
+        else:
+            outcome = run_sweep(settings)
     summary = outcome.summary
     print()
     if summary is not None and summary.best is not None:
@@ -224,14 +242,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tuner.inference.export import export_model
+    from tuner.inference.export import export_model, verification_images
     from tuner.results.experiments import load_experiment
 
     exp = load_experiment(args.experiment, args.storage)
     checkpoint = exp.checkpoint(args.trial)
-    report = export_model(
-        checkpoint, args.format, Path(args.out), exp.heldout_images(args.images), args.trial, args.force
-    )
+    images = verification_images(exp, args.images)
+    report = export_model(checkpoint, args.format, Path(args.out), images, args.trial, args.force)
     print(f"wrote {report.path} ({report.format}) from {checkpoint}")
     print(
         f"verified on {report.fidelity.images} held-out images: max |export - checkpoint| = {report.max_abs_diff:.1e} "
@@ -241,31 +258,30 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
+    from tuner.inference.benchmark import QUICK, BenchmarkOptions
+    from tuner.inference.variants import KINDS
     from tuner.run.benchmark import benchmark_named
 
-    benchmark_named(
-        args.experiment,
-        args.storage,
-        args.dataset,
-        args.size,
-        args.address,
-        quick=args.quick,
-        artifacts=args.artifact,
+    options = BenchmarkOptions(
         device=args.device,
         batch_sizes=args.batch_sizes,
         min_run_time=args.min_run_time,
         cpus=args.cpus,
+        kinds=QUICK if args.quick else KINDS,
+        artifacts=tuple(args.artifact or ()),
     )
+    benchmark_named(args.experiment, options, args.storage, args.dataset, args.size, args.address)
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    check_seed(args.seed)  # the same check as `tuner sweep --seed`, before torch is imported
     from tuner.core.errors import ExperimentError
     from tuner.inference.evaluate import fidelity_on_dataset
     from tuner.results.experiments import find_experiment, load_experiment
 
     target = Path(args.model)
-    if not target.is_file():
+    if not os.path.isfile(target):  # False, not OSError, for a name longer than the system allows
         try:
             exp_dir = find_experiment(args.model, args.storage)
         except ExperimentError:
@@ -297,8 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("results", help="leaderboard of an experiment's trials")
     _experiment_arg(p)
-    p.add_argument("--sort", default=METRIC, help=f"column or parameter to sort by [{METRIC}; PSNR sorts descending]")
-    p.add_argument("--descending", action="store_true", help="sort high to low")
+    p.add_argument(
+        "--sort",
+        default=METRIC,
+        help=f"column, metric (ssim for val_ssim) or parameter to sort by; metrics sort best first [{METRIC}]",
+    )
+    p.add_argument("--descending", action="store_true", help="sort high to low (metrics: always best first)")
     p.add_argument("--top", type=_positive_int, default=20, help="rows to show [20]")
     p.add_argument("--columns", help="comma-separated columns or parameter names [leaderboard + parameters]")
     p.add_argument("--status", help=f"comma-separated statuses to keep ({', '.join(STATUSES)})")
@@ -311,10 +331,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="export the best (or a chosen) trial's model, verified")
     _experiment_arg(p)
-    p.add_argument("--format", choices=sorted(EXPORT_FILES), default="state_dict")
+    p.add_argument("--format", choices=sorted(FORMATS), default="state_dict")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--trial", help="trial id; its file is named model-TRIAL.* [the best trial, model.*]")
-    p.add_argument("--images", type=_positive_int, default=256, help="held-out images to verify the export on [256]")
+    p.add_argument(
+        "--images",
+        type=_positive_int,
+        help=f"held-out images to verify the export on [{VERIFY_IMAGES}, or all there are when fewer]",
+    )
     p.add_argument("--force", action="store_true", help="replace an existing file of the same name")
     p.set_defaults(func=cmd_export)
 
@@ -353,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dashboard", help="the sweep's Optuna study in optuna-dashboard, live or afterwards")
     _experiment_arg(p)
     p.add_argument("--host", default="127.0.0.1", help="address to serve on [127.0.0.1]")
-    p.add_argument("--port", type=_positive_int, default=8080, help="port [8080]")
+    p.add_argument("--port", type=_port, default=8080, help="port, 1 to 65535 [8080]")
     p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("evaluate", help="MSE and PSNR against the teacher of a model on any dataset")

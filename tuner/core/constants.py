@@ -5,7 +5,8 @@ The CLI builds its help from these without importing torch, Ray or pandas.
 
 from __future__ import annotations
 
-# What the sweep optimises, and in which direction.
+# What the sweep optimises, and in which direction: any metric of tuner.core.metrics, with its registered
+# direction (tests/test_metrics.py checks they agree, and that changing both changes every reader).
 METRIC, MODE = "val_loss", "min"
 
 # Where experiments live when no --storage is given.
@@ -22,9 +23,6 @@ DATASETS = ("auto", "synthetic", "cifar10", "folder:PATH")
 
 # How tables are printed (`tuner results --format`, `tuner list --format`).
 TABLE_FORMATS = ("table", "csv", "json", "markdown")
-
-# Export formats and the file each writes.
-EXPORT_FILES = {"state_dict": "model.pt", "torchscript": "model.torchscript.pt", "onnx": "model.onnx"}
 
 # Image shapes: CIFAR-10 in, the teacher's output out.
 IN_SHAPE = (3, 32, 32)

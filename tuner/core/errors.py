@@ -34,6 +34,10 @@ class ExperimentExistsError(ExperimentError):
     """A new sweep under a name that is already taken."""
 
 
+class RecordError(ExperimentError):
+    """An experiment's record.jsonl that is missing or damaged; the message names the line."""
+
+
 class CheckpointError(TunerError):
     """A checkpoint or exported model that is missing, corrupt, or not a tuner model."""
 

@@ -12,21 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-COLUMNS = [
-    "device",
-    "method",
-    "threads",
-    "batch_size",
-    "images_per_s",
-    "set_s",
-    "spread",
-    "images_per_s_with_copy",
-    "first_call_s",
-    "psnr_db",
-    "gflop_s",
-    "x_vs_per_image",
-    "x_vs_teacher_batched",
-]
+from tuner.inference.rows import COLUMNS, DISPLAY
 
 
 def with_speedups(frame: pd.DataFrame) -> pd.DataFrame:
@@ -77,20 +63,12 @@ def crossover(frame: pd.DataFrame) -> dict[str, str]:
 
 
 def format_table(frame: pd.DataFrame) -> str:
+    """The table as printed: every column in DISPLAY's format, empty where there is no value."""
+
     def number(fmt: str) -> Any:
         return lambda v: "" if pd.isna(v) else fmt.format(v)
 
-    shown = frame.assign(
-        images_per_s=frame["images_per_s"].map(number("{:,.0f}")),
-        set_s=frame["set_s"].map(number("{:.3f}")),
-        spread=frame["spread"].map(number("±{:.0%}")),
-        images_per_s_with_copy=frame["images_per_s_with_copy"].map(number("{:,.0f}")),
-        first_call_s=frame["first_call_s"].map(number("{:.2f}")),
-        psnr_db=frame["psnr_db"].map(number("{:.2f}")),
-        gflop_s=frame["gflop_s"].map(number("{:,.1f}")),
-        x_vs_per_image=frame["x_vs_per_image"].map(number("{:.2f}x")),
-        x_vs_teacher_batched=frame["x_vs_teacher_batched"].map(number("{:.2f}x")),
-    )
+    shown = frame.assign(**{column: frame[column].map(number(fmt)) for column, fmt in DISPLAY.items() if fmt})
     return shown.to_string(index=False)
 
 

@@ -14,12 +14,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
 
 from tuner.core.constants import IN_SHAPE
 from tuner.inference import variants
+from tuner.inference.benchmark import QUICK, BenchmarkOptions
+from tuner.inference.rows import Measurement
 from tuner.learn.checkpoints import model_from_state
 from tuner.learn.fidelity import fidelity
 from tuner.learn.teacher import PIPELINE, teacher_matrix, to_float
@@ -49,35 +52,6 @@ def _timer() -> Any:
     finally:
         quiet.setLevel(level)
     return Timer
-
-
-def _row(
-    device: str,
-    method: str,
-    batch: int,
-    threads: int,
-    seconds: float,
-    spread: float,
-    copy_s: float,
-    first_s: float,
-    n_images: int,
-    psnr: float | None,
-    flops: float | None,
-) -> dict[str, Any]:
-    rate = batch / seconds
-    return {
-        "device": device,
-        "method": method,
-        "threads": threads,
-        "batch_size": batch,
-        "images_per_s": rate,
-        "set_s": n_images / rate,
-        "spread": spread,
-        "images_per_s_with_copy": batch / (seconds + copy_s),
-        "first_call_s": first_s,
-        "psnr_db": psnr,
-        "gflop_s": rate * flops / 1e9 if flops else None,
-    }
 
 
 def _copy_time(images: torch.Tensor, device: str, batch: int, min_run_time: float) -> float:
@@ -115,75 +89,88 @@ def measure_device(
     device: str,
     checkpoint: dict[str, Any],
     images: torch.Tensor,
-    batch_sizes: list[int],
-    min_run_time: float = 0.5,
+    options: BenchmarkOptions,
     threads: int | None = None,
-    kinds: tuple[str, ...] = ("eager",),
     artifacts: dict[str, bytes] | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Every benchmark row for one device ("cpu" or "cuda"), and a line for each variant left out.
 
-    images: uint8 (N, 3, 32, 32) on the host; kinds: any of variants.KINDS; artifacts: exported files' bytes."""
+    images: uint8 (N, 3, 32, 32) on the host; artifacts: exported files' bytes by format name."""
     threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)
-    n = len(images)
-    rows: list[dict[str, Any]] = []
     model = model_from_state(checkpoint).to(device)
-    flops = flops_per_image(model)
     on_device = to_float(images).to(device)
-    largest = max(batch_sizes)
-
-    with torch.inference_mode():
-        if device == "cpu":  # the assignment's baseline: the pipeline applied image by image
-            one = on_device[0]
-            t, spread = time_call(lambda: PIPELINE(one), min_run_time)
-            rows.append(_row(device, "teacher per image", 1, threads, t, spread, 0.0, 0.0, n, None, None))
-        x = _exact_batch(on_device, largest)
-        copy_s = _copy_time(images, device, largest, min_run_time)
-        t, spread = time_call(lambda: PIPELINE(x), min_run_time)
-        rows.append(_row(device, "teacher batched", largest, threads, t, spread, copy_s, 0.0, n, None, None))
-        matrix = teacher_matrix().to(device)
-        flat = x.flatten(1)
-        t, spread = time_call(lambda: flat @ matrix, min_run_time)
-        rows.append(
-            _row(
-                device, "teacher as one matmul", largest, threads, t, spread, copy_s, 0.0, n, None, 2.0 * matrix.numel()
-            )
-        )
-
+    measured = _teacher_rows(device, images, on_device, max(options.sizes(device)), threads, options.min_run_time)
+    flops = flops_per_image(model)
     skipped: list[str] = []
     psnr_of: dict[str, float] = {}  # a variant computes the same numbers at any thread count
     # Serving often pins one thread per process, so the CPU rows come at 1 thread too.
-    one_thread_too = device == "cpu" and kinds != ("eager",)
+    one_thread_too = device == "cpu" and options.kinds != QUICK
     for count in sorted({1, threads}) if one_thread_too else [threads]:
         torch.set_num_threads(count)
-        built, skipped = variants.build(model, device, count, kinds, artifacts or {})
-        with torch.inference_mode():
-            for variant in built:
-                if variant.name not in psnr_of:
+        built, skipped = variants.build(model, device, count, options.kinds, artifacts or {})
+        for variant in built:
+            if variant.name not in psnr_of:
+                with torch.inference_mode():
                     psnr_of[variant.name] = _psnr_of(variant.run, images[:PSNR_IMAGES], device)
-                psnr = psnr_of[variant.name]
-                for bs in batch_sizes:
-                    xb = _exact_batch(on_device, bs)
-                    first = _first_call(lambda run=variant.run, xb=xb: run(xb), device)
-                    t, spread = time_call(lambda run=variant.run, xb=xb: run(xb), min_run_time)
-                    rows.append(
-                        _row(
-                            device,
-                            variant.name,
-                            bs,
-                            count,
-                            t,
-                            spread,
-                            _copy_time(images, device, bs, min_run_time),
-                            first,
-                            n,
-                            psnr,
-                            flops,
-                        )
-                    )
+            row = partial(
+                Measurement, device, variant.name, count, psnr_db=psnr_of[variant.name], flops_per_image=flops
+            )
+            measured += _variant_rows(row, variant.run, images, on_device, options)
     torch.set_num_threads(threads)
-    return rows, skipped
+    return [m.row(len(images)) for m in measured], skipped
+
+
+def _teacher_rows(
+    device: str, images: torch.Tensor, on_device: torch.Tensor, largest: int, threads: int, min_run_time: float
+) -> list[Measurement]:
+    """The baselines: the pipeline image by image (CPU only), batched, and as one matrix product."""
+    rows = []
+    with torch.inference_mode():
+        if device == "cpu":  # the assignment's baseline: the pipeline applied image by image
+            one = on_device[0]
+            rows.append(
+                Measurement(device, "teacher per image", threads, 1, *time_call(lambda: PIPELINE(one), min_run_time))
+            )
+        x = _exact_batch(on_device, largest)
+        copy_s = _copy_time(images, device, largest, min_run_time)
+        t, spread = time_call(lambda: PIPELINE(x), min_run_time)
+        rows.append(Measurement(device, "teacher batched", threads, largest, t, spread, copy_s))
+        matrix, flat = teacher_matrix().to(device), x.flatten(1)
+        t, spread = time_call(lambda: flat @ matrix, min_run_time)
+        rows.append(
+            Measurement(
+                device,
+                "teacher as one matmul",
+                threads,
+                largest,
+                t,
+                spread,
+                copy_s,
+                flops_per_image=2.0 * matrix.numel(),
+            )
+        )
+    return rows
+
+
+def _variant_rows(
+    row: Callable[..., Measurement],
+    run: Callable[[torch.Tensor], Any],
+    images: torch.Tensor,
+    on_device: torch.Tensor,
+    options: BenchmarkOptions,
+) -> list[Measurement]:
+    """One variant at every batch size; `row` makes its Measurement from (batch size, seconds, spread, copy
+    seconds, first call seconds)."""
+    device = on_device.device.type
+    rows = []
+    with torch.inference_mode():
+        for bs in options.sizes(device):
+            xb = _exact_batch(on_device, bs)
+            first = _first_call(lambda xb=xb: run(xb), device)
+            t, spread = time_call(lambda xb=xb: run(xb), options.min_run_time)
+            rows.append(row(bs, t, spread, _copy_time(images, device, bs, options.min_run_time), first))
+    return rows
 
 
 def _psnr_of(run: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, device: str) -> float:

@@ -3,7 +3,8 @@
     model fp32                     the PyTorch module as trained
     model bf16 autocast            the same under bf16 autocast (PSNR column shows what that costs)
     model channels_last            the same with NHWC weights and inputs
-    torchscript, onnxruntime       the exported artefacts, as deployed (loaded from their bytes)
+    torchscript, onnxruntime       the exported artefacts, as deployed (loaded from their bytes): every format
+                                   of tuner.inference.formats that names a benchmark variant
     compiled                       torch.compile of the module (default mode), and compiled bf16 +
                                    channels_last together; on a GPU also mode="reduce-overhead" (CUDA graphs)
 
@@ -14,14 +15,13 @@ a reason, never guessed at. No Ray here.
 from __future__ import annotations
 
 import copy
-import io
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from tuner.core.errors import first_line
+from tuner.inference.formats import FORMATS
 
 Run = Callable[[torch.Tensor], torch.Tensor]
 # "eager" alone is the quick benchmark at the end of a sweep: the model as trained, at the worker's threads.
@@ -66,28 +66,9 @@ def _layouts(model: torch.nn.Module, device: str) -> list[Variant]:
 
 
 def _artifact(name: str, blob: bytes, device: str, threads: int) -> Variant:
-    if name == "torchscript":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.jit is deprecated upstream, but TorchScript files are still loaded
-            module = torch.jit.load(io.BytesIO(blob), map_location=device).eval()
-        return Variant("torchscript", module)
-    if name == "onnx":
-        import onnxruntime as ort
-
-        providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
-        if providers[0] not in ort.get_available_providers():
-            raise RuntimeError(f"ONNX Runtime here has no {providers[0]} (install onnxruntime-gpu for GPU rows)")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        session = ort.InferenceSession(blob, options, providers=providers)
-
-        def run(batch: torch.Tensor) -> torch.Tensor:
-            if device == "cuda":  # CUDA provider: hand it host memory, as a serving process would
-                return torch.from_numpy(session.run(None, {"images": batch.cpu().numpy()})[0]).to(device)
-            return torch.from_numpy(session.run(None, {"images": batch.numpy()})[0])
-
-        return Variant("onnxruntime", run)
-    raise ValueError(f"unknown artifact kind {name!r}")
+    """An exported file as deployed, loaded from its bytes by its format's own loader."""
+    fmt = FORMATS[name]
+    return Variant(fmt.variant or fmt.name, fmt.load(blob, device, threads).eval())
 
 
 def _compiled(model: torch.nn.Module, device: str) -> list[Variant]:

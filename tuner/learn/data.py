@@ -9,8 +9,10 @@ through Ray's object store.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +23,13 @@ import torch
 
 from tuner.core.constants import DATASETS
 from tuner.core.errors import DatasetError, first_line
+from tuner.core.memory import check_images_fit
+from tuner.learn.decode import folder_images
 from tuner.learn.synthetic import synthetic_images
 from tuner.learn.teacher import teach
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 DOWNLOAD_TIMEOUT_S = 5.0
 
 
@@ -103,6 +106,8 @@ def load_images(
                 "CIFAR-10 is not in %s and cannot be downloaded; using the built-in synthetic images.", data_dir
             )
     if spec == "synthetic":
+        count = (train_size if with_train else 0) + val_size
+        check_images_fit(count, "--train-size and --val-size" if with_train else "--size")  # made to order
         # Distinct seeds per split, so val never repeats a training image.
         train = synthetic_images(train_size if with_train else 0, seed)
         return ImageSplits("synthetic", train, synthetic_images(val_size, seed + 1))
@@ -141,7 +146,7 @@ def evaluation_images(
     check_spec(spec)
     if spec.startswith("folder:"):
         root = Path(spec[len("folder:") :]).expanduser()
-        return f"folder:{root}", _folder_images(root)[:size]
+        return f"folder:{root}", folder_images(root, limit=size)
     splits = load_images(spec, 0, size, seed, data_dir, with_train=False)
     return splits.source, splits.benchmark_images[:size]
 
@@ -180,17 +185,29 @@ def _download_cifar10(data_dir: Path) -> None:
     # each connect/read so an offline machine fails fast instead of hanging.
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    created = [d for d in (data_dir, *data_dir.parents) if not d.exists()]
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         _cifar10_dataset(data_dir, train=True, download=True)
         _cifar10_dataset(data_dir, train=False, download=True)
     except Exception as exc:  # URLError, timeout, bad checksum, unwritable dir: all mean "not available"
+        _remove_created(created)
         raise DatasetError(
             f"CIFAR-10 is not in {data_dir} and could not be downloaded ({type(exc).__name__}: {first_line(exc, 60)}); "
             "connect to the internet, copy cifar-10-batches-py there, or use --dataset synthetic"
         ) from None
     finally:
         socket.setdefaulttimeout(previous)
+
+
+def _remove_created(created: list[Path]) -> None:
+    """Undo a failed download: the directories it made (with a partial download in them), deepest first;
+    nothing that was there before is touched."""
+    if created:
+        shutil.rmtree(created[0], ignore_errors=True)
+    for directory in created[1:]:
+        with contextlib.suppress(OSError):
+            directory.rmdir()
 
 
 def _as_tensor(dataset) -> torch.Tensor:
@@ -207,35 +224,9 @@ def _cifar10(data_dir: Path, train_size: int, val_size: int, seed: int) -> Image
     return ImageSplits("cifar10", train, val, test)
 
 
-def _folder_images(root: Path) -> torch.Tensor:
-    """Every readable image under root, any size: shorter side resized to 32, centre-cropped to 32x32.
-    Files that are not images (a wrong suffix, a broken file) are skipped with one warning naming them."""
-    from PIL import Image, UnidentifiedImageError
-    from torchvision.transforms import v2
-
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    to_32 = v2.Compose([v2.PILToTensor(), v2.Resize(32, antialias=True), v2.CenterCrop(32)])
-    images, broken = [], []
-    for f in files:
-        try:
-            with Image.open(f) as img:
-                images.append(to_32(img.convert("RGB")))
-        except (UnidentifiedImageError, OSError, ValueError):
-            broken.append(f)
-    if broken:
-        shown = ", ".join(str(f) for f in broken[:3]) + (f" and {len(broken) - 3} more" if len(broken) > 3 else "")
-        log.warning("skipped %d file(s) that are not readable images: %s", len(broken), shown)
-    if len(images) < 2:
-        raise DatasetError(
-            f"image folder {root} holds {len(images)} readable images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
-            "it needs at least 2"
-        )
-    return torch.stack(images)
-
-
 def _folder(root: Path, train_size: int, val_size: int, seed: int) -> ImageSplits:
     """A user's own images, split into train and val."""
-    images = _folder_images(root)
+    images = folder_images(root)
     # val gets what it asks for, as long as train keeps min(train_size, half the images).
     val_size = min(val_size, len(images) - min(train_size, len(images) // 2))
     train, val = _split(images, min(train_size, len(images) - val_size), val_size, seed)

@@ -15,7 +15,8 @@ from tuner.core.configs import ModelConfig
 
 
 class StudentCNN(nn.Module):
-    """conv 3->32 (3x3) -> LeakyReLU -> conv 32->64 (3x3) -> 2x2 max-pool -> LeakyReLU -> FC -> FC.
+    """conv 3->32 (3x3) -> LeakyReLU -> conv 32->64 (3x3) -> 2x2 max-pool -> LeakyReLU -> FC -> FC; the widths
+    (32, 64 and the hidden FC's 512) come from the config.
 
     Takes raw images in [0, 1]; per-channel normalisation happens inside, with
     mean/std kept as buffers so they travel with the weights.
@@ -27,12 +28,12 @@ class StudentCNN(nn.Module):
         channels, height, width = config.in_shape
         self.register_buffer("mean", torch.zeros(1, channels, 1, 1))
         self.register_buffer("std", torch.ones(1, channels, 1, 1))
-        self.conv1 = nn.Conv2d(channels, 32, kernel_size=3)
-        self.conv2 = nn.Conv2d(32, 64, kernel_size=3)
+        self.conv1 = nn.Conv2d(channels, config.conv1_channels, kernel_size=3)
+        self.conv2 = nn.Conv2d(config.conv1_channels, config.conv2_channels, kernel_size=3)
         self.pool = nn.MaxPool2d(2)
         self.act = nn.LeakyReLU(config.negative_slope)
         # Two unpadded 3x3 convs shrink each side by 4, the pool halves it.
-        flat = 64 * ((height - 4) // 2) * ((width - 4) // 2)
+        flat = config.conv2_channels * ((height - 4) // 2) * ((width - 4) // 2)
         self.fc1 = nn.Linear(flat, config.hidden)
         self.fc2 = nn.Linear(config.hidden, math.prod(config.out_shape))
         self._init_weights(config.init_scale, generator)
@@ -71,7 +72,3 @@ def build_model(config: ModelConfig, seed: int | None = None) -> StudentCNN:
         return StudentCNN(config)
     with torch.random.fork_rng(devices=[]):
         return StudentCNN(config, torch.Generator().manual_seed(seed))
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -17,11 +17,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from tuner.core import metrics as registry
 from tuner.core.configs import OPTIMIZER_NAMES, ModelConfig, TrainConfig
 from tuner.learn.data import TeacherData
-from tuner.learn.fidelity import mean_squared_error
+from tuner.learn.fidelity import validate
 from tuner.learn.model import build_model
-from tuner.learn.teacher import psnr, to_float
+from tuner.learn.teacher import to_float
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 assert set(OPTIMIZERS) == set(OPTIMIZER_NAMES)
@@ -101,24 +102,29 @@ class Trainer:
                 break  # diverged: further steps only spread NaNs
         self.epoch += 1
         train_loss = loss_sum / max(1, seen)
-        val_loss = (
-            mean_squared_error(self.model, self.data.val_images, self.data.val_targets)
-            if math.isfinite(train_loss)
-            else math.nan
-        )
-        if not math.isfinite(val_loss):
-            # Diverged. NaN, not inf: ASHA's cutoff (np.nanpercentile) skips NaN, while an inf would
-            # turn every later cutoff at that rung into NaN and stop ASHA from cutting.
-            val_loss = math.nan
-        finite = math.isfinite(val_loss)
         return {
             "epoch": self.epoch,
             "train_loss": train_loss,
-            "val_loss": val_loss,
-            "val_psnr": psnr(val_loss) if finite else math.nan,
-            "diverged": not finite,
+            **self._validate(train_loss),
             "epoch_time_s": time.perf_counter() - started,
         }
+
+    def _validate(self, train_loss: float) -> dict[str, Any]:
+        """Every computed metric of the registry on the validation images, and whether the run diverged."""
+        names = [m.name for m in registry.computed()]
+        values = (
+            validate(self.model, self.data.val_images, self.data.val_targets)
+            if math.isfinite(train_loss)
+            else dict.fromkeys(names, math.nan)
+        )
+        # Judged on the metrics of the images themselves: a derived one may be infinite for a perfect model
+        # (the PSNR of an MSE of 0).
+        diverged = not all(math.isfinite(values[m.name]) for m in registry.computed() if m.of is None)
+        if diverged:
+            # NaN, not inf, for every metric: ASHA's cutoff (np.nanpercentile) skips NaN, while an inf would
+            # turn every later cutoff at that rung into NaN and stop ASHA from cutting.
+            values = dict.fromkeys(names, math.nan)
+        return {**values, "diverged": diverged}
 
     def epochs(self) -> Iterator[dict[str, float]]:
         while self.epoch < self.cfg.max_epochs:

@@ -11,12 +11,13 @@ extra: `pip install 'tuner[dashboard]'`.
 from __future__ import annotations
 
 import importlib.util
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tuner.core.constants import OPTUNA_DB, RESULTS_DIR
-from tuner.core.errors import ExperimentError, TunerError
+from tuner.core.errors import ExperimentError, TunerError, first_line
 
 
 def study_url(exp_dir: Path) -> str:
@@ -25,13 +26,23 @@ def study_url(exp_dir: Path) -> str:
 
 
 def load_study(exp_dir: Path) -> Any | None:
-    """The experiment's Optuna study, or None when it has none (made by PBT, or by an older tuner)."""
-    if not (Path(exp_dir) / OPTUNA_DB).is_file():
+    """The experiment's Optuna study, or None when it has none (made by PBT, or by an older tuner).
+    A damaged optuna.db (cut short, overwritten) is an ExperimentError of one line."""
+    db = Path(exp_dir) / OPTUNA_DB
+    if not db.is_file():
         return None
     import optuna
+    from sqlalchemy.exc import SQLAlchemyError
 
-    summaries = optuna.get_all_study_summaries(storage=study_url(exp_dir))
-    return optuna.load_study(study_name=summaries[0].study_name, storage=study_url(exp_dir)) if summaries else None
+    try:
+        summaries = optuna.get_all_study_summaries(storage=study_url(exp_dir))
+        return optuna.load_study(study_name=summaries[0].study_name, storage=study_url(exp_dir)) if summaries else None
+    except (SQLAlchemyError, optuna.exceptions.OptunaError, KeyError, ValueError) as exc:
+        # sqlite's own words ("file is not a database") are in the DBAPI error's `orig`.
+        what = first_line(getattr(exc, "orig", None) or exc)
+        raise ExperimentError(
+            f"{db} is damaged ({what}); restore it from a backup, or move it aside to go on without the study"
+        ) from None
 
 
 def serve(
@@ -50,9 +61,24 @@ def serve(
             f"experiment {exp_dir.name!r} has no Optuna study ({OPTUNA_DB}); sweeps with "
             "--scheduler pbt, and sweeps by tuner before 0.2, do not keep one"
         )
+    load_study(exp_dir)  # a damaged optuna.db is refused here, in one line, not by the server at the first page
     if importlib.util.find_spec("optuna_dashboard") is None:
         raise TunerError("optuna-dashboard is not installed; pip install 'tuner[dashboard]' (or optuna-dashboard)")
     from optuna_dashboard import run_server
 
-    echo(f"dashboard of {exp_dir.name!r} at http://{host}:{port}/ (Ctrl-C to stop)")
-    run_server(study_url(exp_dir), host=host, port=port)
+    try:
+        _check_address(host, port)  # before the server prints its banner, so a refusal is the only line
+        echo(f"dashboard of {exp_dir.name!r} at http://{host}:{port}/ (Ctrl-C to stop)")
+        run_server(study_url(exp_dir), host=host, port=port)
+    except OSError as exc:  # the port taken, or a host name that does not resolve
+        raise TunerError(
+            f"cannot serve on {host}:{port} ({exc.strerror or first_line(exc)}); pass another --port or --host"
+        ) from None
+
+
+def _check_address(host: str, port: int) -> None:
+    """Bind where the server will, as it will (SO_REUSEADDR, as wsgiref's server sets), and let go: OSError if not."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(address)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from tuner.learn.model import StudentCNN
 
 from tuner.core.constants import RESULTS_DIR
-from tuner.core.errors import ExperimentError, TunerError
+from tuner.core.errors import ExperimentError, TunerError, first_line
 from tuner.results import tables as results
 from tuner.search.settings import SETTINGS_FILE, SweepSettings, load_settings
 
@@ -39,21 +39,21 @@ STATES = ("running", "finished", "interrupted")
 def find_experiment(name_or_path: str | Path, storage: str | Path = RESULTS_DIR) -> Path:
     """An experiment directory from a path or a name under `storage`."""
     for candidate in (Path(name_or_path).expanduser(), Path(storage).expanduser() / str(name_or_path)):
-        if (candidate / SETTINGS_FILE).is_file():
+        # os.path.isfile answers False where Path.is_file raises (a name longer than the system allows).
+        if os.path.isfile(candidate / SETTINGS_FILE):
             return candidate.resolve()
-    root = Path(storage).expanduser()
-    known = [p.name for p in experiment_dirs(storage)] if root.is_dir() else []
+    known = [p.name for p in experiment_dirs(storage)] if os.path.isdir(Path(storage).expanduser()) else []
     hint = f"known in {storage}/: {', '.join(known)}" if known else f"{storage}/ holds no experiments"
     raise ExperimentError(
-        f"no experiment {str(name_or_path)!r} ({hint}); run `tuner list` or pass the experiment's path"
+        f"no experiment {str(name_or_path)[:80]!r} ({hint}); run `tuner list` or pass the experiment's path"
     )
 
 
 def experiment_dirs(storage: str | Path = RESULTS_DIR) -> list[Path]:
     """Experiment directories under `storage`; a storage that is a file or does not exist is an error."""
     root = Path(storage).expanduser()
-    if not root.is_dir():
-        what = "is a file" if root.exists() else "does not exist"
+    if not os.path.isdir(root):
+        what = "is a file" if os.path.exists(root) else "does not exist"
         raise ExperimentError(
             f"--storage {storage} {what}; pass the directory that holds your experiments (default: {RESULTS_DIR})"
         )
@@ -153,33 +153,35 @@ class Experiment:
 def load_experiment(name_or_path: str | Path, storage: str | Path = RESULTS_DIR) -> Experiment:
     """An experiment (a name under `storage`, or a path) with its trials, history and best trial."""
     path = find_experiment(name_or_path, storage)
-    try:
-        settings, info = load_settings(path)
-    except (ValueError, TypeError, TunerError) as exc:  # a damaged sweep.json, or one with flags out of range
-        raise ExperimentError(
-            f"{path / SETTINGS_FILE} cannot be read ({exc}); restore it from a backup or delete the experiment"
-        ) from None
+    settings, info = load_settings(path)  # a damaged sweep.json is an ExperimentError of one line
     summary = results.collect(path)
     return Experiment(path, settings, info, read_state(path), summary.trials, summary.history, summary.best)
 
 
 def list_experiments(storage: str | Path = RESULTS_DIR) -> pd.DataFrame:
-    """One row per experiment under `storage`: name, date, dataset, trials, best val PSNR, state."""
+    """One row per experiment under `storage`: name, date, dataset, trials, best val PSNR, state. A damaged
+    experiment is listed too, its state `damaged: <what>`, so one bad file never hides the others."""
     rows = []
     for path in experiment_dirs(storage):
-        exp = load_experiment(path)
+        row = {"name": path.name, "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))}
+        try:
+            exp = load_experiment(path)
+        except (TunerError, OSError, ValueError, KeyError, TypeError) as exc:
+            rows.append(
+                {**row, "dataset": "", "trials": None, "best_val_psnr": float("nan"), "state": _damage(path, exc)}
+            )
+            continue
         best = exp.trials["val_psnr"].max() if len(exp.trials) else float("nan")
         rows.append(
-            {
-                "name": exp.name,
-                "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime)),
-                "dataset": exp.dataset,
-                "trials": len(exp.trials),
-                "best_val_psnr": best,
-                "state": exp.state,
-            }
+            {**row, "dataset": exp.dataset, "trials": len(exp.trials), "best_val_psnr": best, "state": exp.state}
         )
     return pd.DataFrame(rows, columns=["name", "date", "dataset", "trials", "best_val_psnr", "state"])
+
+
+def _damage(path: Path, exc: Exception) -> str:
+    """`damaged: <what>` for `tuner list`: the problem without its fix, and without the experiment's own path."""
+    what = first_line(exc, 200).split("; ")[0].replace(f"{path.resolve()}{os.sep}", "")
+    return f"damaged: {what if isinstance(exc, TunerError) else f'{type(exc).__name__}: {what}'}"[:100]
 
 
 def load_model(source: str | Path, trial: str | None = None, storage: str | Path = RESULTS_DIR) -> StudentCNN:

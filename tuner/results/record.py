@@ -13,19 +13,32 @@ ran, and `--resume` continues it. A "lost" trial started after Ray last saved
 its own state, so a resume cannot continue it and runs its configuration again
 as a new trial; its lines stay in the file, and `read` leaves it out. No Ray or
 torch here.
+
+A record can be damaged. A last line cut short is what a killed driver leaves: `scan` skips it without
+a word, and the next `append` removes it. Anything else (a line that is not JSON before the last, a line
+without its fields, trial folders but no record) is damage: `scan` returns it as `Damage`, and `read`
+raises RecordError naming the first damaged line, so no table is built from a record that lies.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuner.core import metrics
+from tuner.core.errors import RecordError
+
 RECORD_FILE = "record.jsonl"
 LOST = "lost"
-EPOCH_KEYS = ("epoch", "train_loss", "val_loss", "val_psnr", "epoch_time_s", "time_total_s", "node_id", "diverged")
+EVENTS = ("start", "epoch", "config", "end")
+# Every registered metric, plus what Ray adds to each report.
+EPOCH_KEYS = ("epoch", *metrics.names(), "time_total_s", "node_id", "diverged")
+
+__all__ = ["RecordError"]  # re-exported: callers catch it from here
 
 
 @dataclass
@@ -37,27 +50,100 @@ class TrialRecord:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class Damage:
+    line: int  # 1-based; 0 when the whole file is missing
+    what: str
+
+    def message(self, exp_dir: Path, more: int = 0) -> str:
+        """One line for a RecordError: where, what (and how many more), and what to do."""
+        path = Path(exp_dir) / RECORD_FILE
+        if self.line == 0:
+            return f"{path} is missing ({self.what}); restore it from a backup: tables and resume are built from it"
+        others = f", and {more} more damaged line{'s' if more > 1 else ''} after it" if more else ""
+        return (
+            f"{path} is damaged at line {self.line} ({self.what}{others}); "
+            "repair or delete the line (each line is one JSON event), then run the command again"
+        )
+
+
 def append(exp_dir: Path, event: str, trial_id: str, **fields: Any) -> None:
     """Add one line; opened and closed each time, so a killed sweep loses at most the line being written."""
     line = json.dumps({"event": event, "trial_id": str(trial_id), "time": time.time(), **fields}, default=str)
-    with open(Path(exp_dir) / RECORD_FILE, "a") as f:
+    path = Path(exp_dir) / RECORD_FILE
+    _drop_cut_line(path)
+    with open(path, "a") as f:
         f.write(line + "\n")
 
 
-def read(exp_dir: Path) -> dict[str, TrialRecord]:
-    """Every trial in the order it started, lost ones left out. A repeated epoch (reported before a crash, then again
-    after a retry from the checkpoint) keeps its later report; a later start or end replaces an earlier one."""
-    path = Path(exp_dir) / RECORD_FILE
-    trials: dict[str, TrialRecord] = {}
-    by_epoch: dict[str, dict[int, dict[str, Any]]] = {}
-    if not path.is_file():
-        return trials
-    for line in path.read_text().splitlines():
+def _drop_cut_line(path: Path) -> None:
+    """Remove a last line that a killed driver cut short; else the next line would be glued to it."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return
+    with open(path, "rb+") as f:
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        # Lines are short: the last newline is within the last few kilobytes, unless there is none at all.
+        start = max(0, size - (1 << 16))
+        f.seek(start)
+        tail = f.read()
+        cut = tail.rfind(b"\n")
+        f.truncate(start + cut + 1 if cut >= 0 else 0)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _event(text: str) -> tuple[dict[str, Any] | None, str]:
+    """A parsed line, or None and what is wrong with it."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        return None, "not JSON"
+    if not isinstance(doc, dict):
+        return None, "not a JSON object"
+    missing = [k for k in ("event", "trial_id") if k not in doc]
+    if missing:
+        return None, f"no {' or '.join(missing)}"
+    if doc["event"] not in EVENTS:
+        return None, f"unknown event {doc['event']!r}"
+    if doc["event"] == "epoch":
         try:
-            doc = json.loads(line)
-            trial_id = doc["trial_id"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue  # a line cut short by a killed process
+            doc["epoch"] = int(doc["epoch"])
+        except KeyError:
+            return None, "an epoch line without `epoch`"
+        except (TypeError, ValueError):
+            return None, f"epoch {doc['epoch']!r} is not a whole number"
+    return doc, ""
+
+
+def scan(exp_dir: Path) -> tuple[dict[str, TrialRecord], list[Damage]]:
+    """Every trial in the order it started, lost ones left out, and the damage found. A repeated epoch (reported
+    before a crash, then again after a retry from the checkpoint) keeps its later report; a later start or end
+    replaces an earlier one. Damaged lines are left out; the trials are what the rest of the record says."""
+    exp_dir = Path(exp_dir)
+    path = exp_dir / RECORD_FILE
+    trials: dict[str, TrialRecord] = {}
+    if not path.is_file():
+        folders = sorted(p.name for p in exp_dir.glob("trial_*") if p.is_dir())
+        damage = [Damage(0, f"the experiment has {len(folders)} trial folders, {folders[0]} first")] if folders else []
+        return trials, damage
+    by_epoch: dict[str, dict[int, dict[str, Any]]] = {}
+    damage: list[Damage] = []
+    lines = path.read_text(errors="replace").splitlines()
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        doc, problem = _event(text)
+        if doc is None:
+            if number < len(lines) or problem != "not JSON":  # a cut last line is a killed driver's, not damage
+                damage.append(Damage(number, problem))
+            continue
+        trial_id = str(doc["trial_id"])
         trial = trials.setdefault(trial_id, TrialRecord(trial_id))
         if doc["event"] == "start":
             trial.config = doc.get("config", {})
@@ -65,12 +151,21 @@ def read(exp_dir: Path) -> dict[str, TrialRecord]:
         elif doc["event"] == "config":
             trial.config = doc.get("config", trial.config)
         elif doc["event"] == "epoch":
-            by_epoch.setdefault(trial_id, {})[int(doc["epoch"])] = {k: doc.get(k) for k in EPOCH_KEYS}
-        elif doc["event"] == "end":
+            # Metrics an older tuner did not record (val_ssim) read as None, shown as NaN.
+            by_epoch.setdefault(trial_id, {})[doc["epoch"]] = {k: doc.get(k) for k in EPOCH_KEYS}
+        else:
             trial.outcome, trial.error = doc.get("outcome"), doc.get("error", "")
     for trial_id, epochs in by_epoch.items():
         trials[trial_id].epochs = [epochs[e] for e in sorted(epochs)]
-    return {trial_id: t for trial_id, t in trials.items() if t.outcome != LOST}
+    return {trial_id: t for trial_id, t in trials.items() if t.outcome != LOST}, damage
+
+
+def read(exp_dir: Path) -> dict[str, TrialRecord]:
+    """scan()'s trials; RecordError (one line, naming the first damaged line) if the record is damaged."""
+    trials, damage = scan(exp_dir)
+    if damage:
+        raise RecordError(damage[0].message(exp_dir, more=len(damage) - 1))
+    return trials
 
 
 def unfinished(exp_dir: Path) -> list[str]:

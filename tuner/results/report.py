@@ -1,9 +1,10 @@
 """`tuner report NAME`: report.md with figures, for a person deciding what the sweep found.
 
 Figures (PNG, beside report.md):
-- val_loss.png: validation loss per epoch of every trial (log scale), with a
+- <metric>.png for every metric of the registry's progress line (val_loss.png,
+  val_psnr.png, val_ssim.png): its value per epoch of every trial, with a
   marker where and why each trial ended (ASHA, plateau, completed, diverged);
-- params.png: each searched parameter against the trial's final val loss;
+- params.png: each searched parameter against the trial's final METRIC;
 - samples.png: held-out images: input, teacher, best model, |difference|.
 Plus Optuna's parameter importance (enough trials needed) and the compute that
 early stopping saved.
@@ -11,14 +12,17 @@ early stopping saved.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
+from tuner.core import metrics
 from tuner.core.constants import METRIC
 from tuner.core.errors import DatasetError, SearchSpaceError
+from tuner.core.metrics import Metric
 from tuner.learn.checkpoints import load_model_file
 from tuner.learn.teacher import teach, to_float
 from tuner.results.dashboard import load_study
@@ -39,30 +43,38 @@ def _pyplot() -> Any:
     return plt
 
 
-def _plot_curves(exp: Experiment, path: Path) -> None:
+def _plot_curves(exp: Experiment, metric: Metric, path: Path) -> bool:
+    """One metric per epoch of every trial, marked where and why each ended; False when nothing to draw."""
     from matplotlib.ticker import MaxNLocator
 
+    if metric.name not in exp.history or not exp.history[metric.name].notna().any():
+        return False  # e.g. val_ssim in an experiment recorded before it existed
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for _, trial in exp.trials.iterrows():
         h = exp.history[exp.history["trial_id"].astype(str) == str(trial["trial_id"])]
-        h = h[h[METRIC].notna()]
+        h = h[h[metric.name].notna()]
         if h.empty:
             continue
-        (line,) = ax.plot(h["epoch"], h[METRIC], alpha=0.7, lw=1)
+        ax.plot(h["epoch"], h[metric.name], alpha=0.7, lw=1)
         marker, colour = MARKERS.get(trial["status"], ("?", "gray"))
-        ax.scatter(h["epoch"].iloc[-1], h[METRIC].iloc[-1], marker=marker, color=colour, s=60, zorder=3)
+        ax.scatter(h["epoch"].iloc[-1], h[metric.name].iloc[-1], marker=marker, color=colour, s=60, zorder=3)
     for status, (marker, colour) in MARKERS.items():
         if status in set(exp.trials["status"]):
             ax.scatter([], [], marker=marker, color=colour, label=status)
+    better = "lower" if metric.direction == "min" else "higher"
     ax.set(
-        yscale="log", xlabel="epoch", ylabel="validation MSE (log)", title=f"{exp.name}: every trial, and why it ended"
+        yscale="log" if metric.log_scale else "linear",
+        xlabel="epoch",
+        ylabel=f"{metric.label}{f' ({metric.unit})' if metric.unit else ''}, {better} is better",
+        title=f"{exp.name}: every trial, and why it ended",
     )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(title="ended by", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True
 
 
 def _plot_params(exp: Experiment, space: SearchSpace | None, path: Path) -> bool:
@@ -73,14 +85,41 @@ def _plot_params(exp: Experiment, space: SearchSpace | None, path: Path) -> bool
         return False
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.5), squeeze=False)
+    optimised = metrics.get(METRIC)
     for ax, name in zip(axes[0], names, strict=True):
         ax.scatter(ok[f"config/{name}"], ok[METRIC], c="tab:blue")
         log = space and any(p.name == name and p.type == "loguniform" for p in space.params)
-        ax.set(xlabel=name, ylabel="final val MSE", yscale="log", xscale="log" if log else "linear")
+        ax.set(
+            xlabel=name,
+            ylabel=f"final {optimised.label}",
+            yscale="log" if optimised.log_scale else "linear",
+            xscale="log" if log else "linear",
+        )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
+
+
+def _shown(metric: Metric, value: Any) -> str:
+    """A value for the report; "not recorded" for one an older tuner did not record."""
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    return "not recorded" if missing else metric.format(value)
+
+
+def _best_lines(best: dict[str, Any]) -> list[str]:
+    """The best trial: its metrics (last epoch and best epoch) and its configuration, as Markdown."""
+    m = best["metrics"]
+    head = ", ".join(f"{x.name} {_shown(x, m.get(x.name))}" for x in metrics.shown())
+    lines = [f"**Best trial {best['trial_id']}** (by {METRIC}): {head}, after {m['epochs']} epochs.", ""]
+    lines += ["| metric | last epoch | best epoch |", "|---|---|---|"]
+    lines += [
+        f"| {x.label} | {_shown(x, m.get(x.name))} | {_shown(x, m.get('best_' + x.name))} |"
+        for x in metrics.per_trial()
+    ]
+    lines += ["", "| parameter | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in best["config"].items()]
+    return [*lines, ""]
 
 
 @torch.no_grad()
@@ -130,7 +169,7 @@ def _plot_history(study: Any, path: Path) -> None:
 
     plt = _pyplot()
     ax = plot_optimization_history(study)
-    ax.set_yscale("log")
+    ax.set_yscale("log" if metrics.get(METRIC).log_scale else "linear")  # the study's values are METRIC's
     ax.figure.set_size_inches(7, 4)
     ax.figure.tight_layout()
     ax.figure.savefig(path, dpi=110)
@@ -148,7 +187,7 @@ def write_report(exp: Experiment) -> Path:
         space = load_space(exp.info.get("search_space", exp.settings.space))
     except SearchSpaceError:
         space = None
-    _plot_curves(exp, out / "val_loss.png")
+    curves = [m for m in metrics.shown() if _plot_curves(exp, m, out / f"{m.name}.png")]
     has_params = _plot_params(exp, space, out / "params.png")
     samples_missing = _plot_samples(exp, out / "samples.png") if exp.best else "no trial finished an epoch"
     run, full = compute_saved(exp)
@@ -160,18 +199,7 @@ def write_report(exp: Experiment) -> Path:
         "",
     ]
     if exp.best:
-        m = exp.best["metrics"]
-        lines += [
-            f"**Best trial {exp.best['trial_id']}**: val PSNR {m['val_psnr']:.2f} dB (val MSE {m[METRIC]:.3g}) "
-            f"after {m['epochs']} epochs.",
-            "",
-            "| parameter | value |",
-            "|---|---|",
-        ]
-        lines += [
-            f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in exp.best["config"].items()
-        ]
-        lines.append("")
+        lines += _best_lines(exp.best)
     counts = exp.trials["status"].value_counts().to_dict()
     lines += [
         "## Early stopping",
@@ -183,11 +211,10 @@ def write_report(exp: Experiment) -> Path:
         if full
         else "",
         "",
-        "![validation loss per epoch](val_loss.png)",
-        "",
     ]
+    lines += [f"![{m.label} per epoch]({m.name}.png)\n" for m in curves]
     if has_params:
-        lines += ["## Parameters against final validation loss", "", "![parameters](params.png)", ""]
+        lines += [f"## Parameters against the final {metrics.get(METRIC).label}", "", "![parameters](params.png)", ""]
     study = load_study(exp.path)
     imp = importance(study) if study is not None else None
     lines += ["## Parameter importance (Optuna, fANOVA)", ""]

@@ -22,23 +22,22 @@ from typing import Any
 
 import pandas as pd
 
-from tuner.core.constants import BEST_MODEL_FILE, METRIC, TABLE_FORMATS
+from tuner.core import metrics
+from tuner.core.constants import BEST_MODEL_FILE, METRIC, MODE, TABLE_FORMATS
 from tuner.core.errors import TunerError
 from tuner.results import record
 from tuner.search.plateau import is_plateau
 from tuner.search.schedulers import SCHEDULERS, STATUSES
 from tuner.search.settings import SweepSettings, load_settings
 
-HISTORY_COLUMNS = ["trial_id", "epoch", "train_loss", "val_loss", "val_psnr", "epoch_time_s", "time_total_s"]
+# Columns from the metric registry: a metric registered there appears here by itself.
+HISTORY_COLUMNS = ["trial_id", "epoch", *metrics.names(), "time_total_s"]
 TRIAL_COLUMNS = [
     "trial_id",
     "status",
     "epochs",
-    "val_loss",
-    "val_psnr",
-    "best_val_loss",
-    "best_val_psnr",
-    "train_loss",
+    *(m.name for m in metrics.per_trial()),  # the last epoch's value
+    *(f"best_{m.name}" for m in metrics.per_trial()),  # the best epoch's, by the metric's direction
     "node_id",
     "checkpoint",
 ]
@@ -54,42 +53,43 @@ class Summary:
 def _latest_checkpoint(trial_dir: Path) -> str:
     # Newest by time, then name: a trial restored from Ray's older saved state numbers its checkpoints
     # anew, and names linked to one checkpoint on resume (checkpoints.refill_deleted_checkpoints) tie.
-    found = sorted(trial_dir.glob("checkpoint_*/checkpoint.pt"), key=lambda p: (p.stat().st_mtime_ns, p.parent.name))
+    # Any folder of the trial's holding tuner's checkpoint file: Ray's folder names are not read here.
+    found = sorted(trial_dir.glob("*/checkpoint.pt"), key=lambda p: (p.stat().st_mtime_ns, p.parent.name))
     return str(found[-1]) if found else ""
 
 
-def _status(trial: record.TrialRecord, settings: SweepSettings) -> str:
+def _status(trial: record.TrialRecord, settings: SweepSettings, metric: str = METRIC, mode: str = MODE) -> str:
     """How a trial ended. Ray's TERMINATED covers finishing, the scheduler and the stopper alike;
     the history tells them apart. A trial cut early that is not a plateau was cut by the scheduler."""
-    losses = [float(e[METRIC]) if e[METRIC] is not None else math.nan for e in trial.epochs]
+    values = [_number(e.get(metric)) for e in trial.epochs]
     if trial.outcome == "error":
         return "error"
-    if trial.epochs and (trial.epochs[-1].get("diverged") or not math.isfinite(losses[-1])):
+    if trial.epochs and (trial.epochs[-1].get("diverged") or not math.isfinite(values[-1])):
         return "diverged"
     if len(trial.epochs) >= settings.max_epochs:
         return "completed"
     if trial.outcome is None:
         return "unfinished"
-    if settings.plateau and is_plateau(losses, settings.patience, settings.min_delta):
+    if settings.plateau and is_plateau(values, settings.patience, settings.min_delta, mode):
         return "plateau"
     stopped_by = SCHEDULERS[settings.scheduler or "asha"].status
     return stopped_by if trial.epochs and stopped_by else "unfinished"
 
 
-def _trial_row(exp_dir: Path, trial: record.TrialRecord, settings: SweepSettings) -> dict[str, Any]:
-    finite = [e for e in trial.epochs if e[METRIC] is not None and math.isfinite(float(e[METRIC]))]
-    best = min(finite, key=lambda e: e[METRIC]) if finite else {}
+def _trial_row(
+    exp_dir: Path, trial: record.TrialRecord, settings: SweepSettings, metric: str = METRIC, mode: str = MODE
+) -> dict[str, Any]:
     last = trial.epochs[-1] if trial.epochs else {}
-    nan = math.nan
+    summarised = metrics.per_trial()
     return {
         "trial_id": trial.trial_id,
-        "status": _status(trial, settings),
+        "status": _status(trial, settings, metric, mode),
         "epochs": len(trial.epochs),
-        "val_loss": _number(last.get("val_loss")),
-        "val_psnr": _number(last.get("val_psnr")),
-        "best_val_loss": best.get("val_loss", nan),
-        "best_val_psnr": best.get("val_psnr", nan),
-        "train_loss": _number(last.get("train_loss")),
+        **{m.name: _number(last.get(m.name)) for m in summarised},
+        **{
+            f"best_{m.name}": metrics.best([_number(e.get(m.name)) for e in trial.epochs], m.direction)
+            for m in summarised
+        },
         "node_id": last.get("node_id") or "",
         "checkpoint": _latest_checkpoint(exp_dir / f"trial_{trial.trial_id}"),
         **{f"config/{k}": v for k, v in trial.config.items()},
@@ -100,12 +100,14 @@ def _number(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-def collect(exp_dir: Path) -> Summary:
-    """Read every trial of an experiment into DataFrames; the best is the lowest final val_loss."""
+def collect(exp_dir: Path, metric: str = METRIC, mode: str = MODE) -> Summary:
+    """Read every trial of an experiment into DataFrames, best first: by the final `metric` in `mode`.
+
+    RecordError (one line) when the record is damaged; nothing is read past what it says."""
     exp_dir = Path(exp_dir)
     settings, _ = load_settings(exp_dir)
     trials_by_id = record.read(exp_dir)
-    rows = [_trial_row(exp_dir, t, settings) for t in trials_by_id.values()]
+    rows = [_trial_row(exp_dir, t, settings, metric, mode) for t in trials_by_id.values()]
     epochs = [
         {"trial_id": t.trial_id, **{c: _number(e.get(c)) for c in HISTORY_COLUMNS[1:]}}
         for t in trials_by_id.values()
@@ -113,23 +115,27 @@ def collect(exp_dir: Path) -> Summary:
     ]
     trials = pd.DataFrame(rows, columns=TRIAL_COLUMNS if not rows else None)
     if rows:
-        trials = trials.sort_values(METRIC, na_position="last", kind="stable").reset_index(drop=True)
+        trials = trials.sort_values(metric, ascending=mode == "min", na_position="last", kind="stable")
+        trials = trials.reset_index(drop=True)
     history = pd.DataFrame(epochs, columns=HISTORY_COLUMNS)
     if len(history):
         history["epoch"] = history["epoch"].astype(int)
-    return Summary(trials, history, _best(trials))
+    return Summary(trials, history, _best(trials, metric))
 
 
-def _best(trials: pd.DataFrame) -> dict[str, Any] | None:
+def _best(trials: pd.DataFrame, metric: str = METRIC) -> dict[str, Any] | None:
+    """The first usable trial of `trials`, which come best first (collect sorts them by `metric` in its mode)."""
     # Chosen by metrics alone: a best trial whose checkpoint went missing is reported as such, not skipped.
-    # Whatever ended it, a trial with a finite loss counts, except one that failed (diverged ones have none).
-    usable = trials[trials[METRIC].notna() & trials["status"].ne("error")] if len(trials) else trials
+    # Whatever ended it, a trial with a finite metric counts, except one that failed (diverged ones have none).
+    usable = trials[trials[metric].notna() & trials["status"].ne("error")] if len(trials) else trials
     if not len(usable):
         return None
     top = usable.iloc[0]
     config = {k.removeprefix("config/"): _plain(v) for k, v in top.items() if k.startswith("config/")}
-    metrics = {k: _plain(top[k]) for k in (METRIC, "val_psnr", "best_val_loss", "best_val_psnr", "epochs", "status")}
-    return {"trial_id": top["trial_id"], "config": config, "metrics": metrics, "checkpoint": top["checkpoint"]}
+    names = [m.name for m in metrics.per_trial()]
+    shown = [metric, *[n for n in names if n != metric], *[f"best_{n}" for n in names], "epochs", "status"]
+    summary = {k: _plain(top[k]) for k in shown if k in top}
+    return {"trial_id": top["trial_id"], "config": config, "metrics": summary, "checkpoint": top["checkpoint"]}
 
 
 def _plain(value: Any) -> Any:
@@ -163,7 +169,18 @@ def summarise(exp_dir: Path) -> Summary:
     return summary
 
 
-LEADERBOARD_COLUMNS = ["trial_id", "status", "epochs", "val_psnr", METRIC]
+# The metrics the progress line shows, the optimised one last.
+LEADERBOARD_COLUMNS = ["trial_id", "status", "epochs", *(m.name for m in metrics.shown() if m.name != METRIC), METRIC]
+
+
+def _column(name: str, columns: pd.Index) -> str | None:
+    """The column `name` means: itself, a metric's short name (`ssim`, `best_ssim`), or a parameter."""
+    bare = name.removeprefix("best_")
+    prefix = "best_" if bare != name else ""
+    for candidate in (name, f"{prefix}val_{bare}", f"config/{name}"):
+        if candidate in columns:
+            return candidate
+    return None
 
 
 def leaderboard(
@@ -174,25 +191,26 @@ def leaderboard(
     columns: list[str] | None = None,
     statuses: list[str] | None = None,
 ) -> pd.DataFrame:
-    """The trials to show: filtered by status, sorted, the first `top`, in `columns` (names or parameters)."""
+    """The trials to show: filtered by status, sorted, the first `top`, in `columns` (names or parameters).
+
+    A metric sorts best first, in its registered direction; anything else low to high, unless `descending`."""
     if statuses:
         unknown = set(statuses) - set(STATUSES)
         if unknown:
             raise TunerError(f"unknown status {sorted(unknown)}; use some of: {', '.join(STATUSES)}")
         trials = trials[trials["status"].isin(statuses)]
-    key = sort if sort in trials.columns else f"config/{sort}"
-    if key not in trials.columns:
+    key = _column(sort, trials.columns)
+    if key is None:
         raise TunerError(f"cannot sort by {sort!r}; use one of: {', '.join(trials.columns)}")
-    # Higher is better for PSNR; lower for losses and everything else, unless asked.
-    trials = trials.sort_values(key, ascending=not (descending or "psnr" in key), na_position="last", kind="stable")
+    metric = metrics.metric_of_column(key)
+    ascending = not descending and (metric is None or metric.direction == "min")
+    trials = trials.sort_values(key, ascending=ascending, na_position="last", kind="stable")
     wanted = columns or LEADERBOARD_COLUMNS + [c for c in trials.columns if c.startswith("config/")]
-    wanted = [c if c in trials.columns else f"config/{c}" for c in wanted]
-    missing = [c for c in wanted if c not in trials.columns]
+    found = [_column(c, trials.columns) for c in wanted]
+    missing = [c for c, f in zip(wanted, found, strict=True) if f is None]
     if missing:
-        raise TunerError(
-            f"unknown columns {[m.removeprefix('config/') for m in missing]}; use some of: {', '.join(trials.columns)}"
-        )
-    return trials[wanted].head(top)
+        raise TunerError(f"unknown columns {missing}; use some of: {', '.join(trials.columns)}")
+    return trials[found].head(top)
 
 
 def render(frame: pd.DataFrame, fmt: str) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 import ray
 
 from tuner.core.errors import ClusterError
+from tuner.run import ray_adapter
 
 CONNECT_TIMEOUT_S = float(os.environ.get("TUNER_CONNECT_TIMEOUT_S", "30"))
 START_TIMEOUT_S = 120.0
@@ -87,12 +88,12 @@ def connect(address: str | None = None, echo: Callable[[str], None] = print) -> 
     ("auto": the one running on this machine). Prints one line saying which."""
     global _address
     # Trial output goes to each trial's files; the driver prints our own progress lines instead.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault(ray_adapter.SYNC_WARNING_THRESHOLD, "0")
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
         if address is None:
             # A private instance needs no warning about how other machines would authenticate to it.
-            auth_log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+            auth_log = logging.getLogger(ray_adapter.AUTH_LOGGER)
             auth_log.setLevel(logging.ERROR)
             ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
             auth_log.setLevel(logging.NOTSET)

@@ -14,6 +14,8 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 from ray.tune.search.optuna import OptunaSearch
 
 from tuner.core.constants import METRIC, MODE
+from tuner.results.pareto import OBJECTIVES
+from tuner.run.search_space import param_space as tune_domains
 from tuner.search.schedulers import SCHEDULERS
 from tuner.search.searchers import SEARCHERS
 
@@ -24,7 +26,11 @@ if TYPE_CHECKING:
 
 def searcher(settings: SweepSettings, space: SearchSpace, storage_url: str | None = None) -> Any:
     """The search algorithm: an Optuna sampler through OptunaSearch (its study in `storage_url` when given),
-    or Ray's own random variants for a scheduler that proposes configurations itself."""
+    or Ray's own random variants for a scheduler that proposes configurations itself.
+
+    A --pareto sweep searches two objectives, val_loss (min) and images_per_s (max); the scheduler and the
+    plateau stopper still act on val_loss alone. OptunaSearch then gets the space itself: Ray Tune hands every
+    searcher the sweep's single metric, and a searcher without a space of its own would take it."""
     start = [dict(p) for p in space.start] or None
     if SCHEDULERS[settings.scheduler].pbt_like:
         return BasicVariantGenerator(points_to_evaluate=start, random_state=settings.seed)
@@ -32,14 +38,28 @@ def searcher(settings: SweepSettings, space: SearchSpace, storage_url: str | Non
 
     sampler = SEARCHERS[settings.searcher].sampler(settings.seed, settings.num_samples)
     storage = optuna.storages.RDBStorage(storage_url) if storage_url else None
+    objectives = {"metric": METRIC, "mode": MODE}
+    if settings.pareto:
+        objectives = {
+            "metric": [c for c, _ in OBJECTIVES],
+            "mode": [m for _, m in OBJECTIVES],
+            "space": {p.name: p.to_optuna() for p in space.params},
+        }
     return OptunaSearch(
-        metric=METRIC,
-        mode=MODE,
         sampler=sampler,
         points_to_evaluate=start,
         storage=storage,
         study_name=settings.name if storage else None,
+        **objectives,
     )
+
+
+def param_space(settings: SweepSettings, space: SearchSpace) -> dict[str, Any]:
+    """Ray Tune's param_space: the space's fixed values, the sweep's own, and its domains unless the searcher
+    holds them (a --pareto sweep's OptunaSearch)."""
+    own = {"max_epochs": settings.max_epochs, "seed": settings.seed}
+    searched = {} if settings.pareto and not SCHEDULERS[settings.scheduler].pbt_like else tune_domains(space)
+    return {**space.fixed, **searched, **own}
 
 
 def scheduler(settings: SweepSettings, space: SearchSpace) -> Any:

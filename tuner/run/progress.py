@@ -4,7 +4,10 @@
 and each trial's end go into the experiment's record (record.py) the moment they
 happen, so the tables never depend on Ray's own loggers. Each epoch also prints
 
-    [  41s] trial 3f2a epoch 2/3  val_loss 0.00231  val_psnr 26.4 dB | 1 done, 2 running, 1 pending | at most 90 s left
+    [  41s] trial 3f2a epoch 2/3  val_loss 0.00231  val_psnr 26.36 dB  val_ssim 0.9120 | 1 done, 2 running, ...
+
+(every metric the registry, tuner.core.metrics, marks for the progress line; then the counts, e.g.
+"1 done, 2 running, 1 pending", and the estimate, "at most 90 s left").
 
 ("paused" joins the counts while tuner's ASHA holds trials at a rung.)
 
@@ -14,7 +17,6 @@ as many at a time as fit, at the median epoch time measured so far.
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from collections.abc import Callable
@@ -23,6 +25,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from tuner.core import metrics
 from tuner.core.errors import first_line
 from tuner.results import record
 
@@ -61,10 +64,14 @@ class SweepMonitor(Callback):
         self.paused = 0  # trials paused by the scheduler (tuner's ASHA, HyperBand), waiting at a rung
         self.resumed = False  # set by resume(): check the record against Ray's restored trials
 
-    def resume(self, exp_dir: Path, echo: Callable[[str], None]) -> None:
-        """Point a monitor restored by Ray (from the pickled run config) at this run's directory and output."""
+    def resume(
+        self, exp_dir: Path, echo: Callable[[str], None], trials: dict[str, record.TrialRecord] | None = None
+    ) -> None:
+        """Point a monitor restored by Ray (from the pickled run config) at this run's directory and output,
+        wherever the pickle says it was: the folder may have been copied or moved since. `trials`: the record
+        as the resume already read it (read again if not given)."""
         self.exp_dir, self.echo, self.started = Path(exp_dir), echo, time.time()
-        trials = record.read(self.exp_dir)
+        trials = record.read(self.exp_dir) if trials is None else trials
         self.ended = sum(t.outcome is not None for t in trials.values())
         self.epochs_done = {t.trial_id: len(t.epochs) for t in trials.values() if t.outcome is None}
         self.epoch_seconds = [e["epoch_time_s"] for t in trials.values() for e in t.epochs if e.get("epoch_time_s")]
@@ -104,8 +111,7 @@ class SweepMonitor(Callback):
             self.epoch_seconds.append(float(result["epoch_time_s"]))
         self.epochs_done[trial.trial_id] = int(result.get("epoch", 0))
         self.echo(
-            f"{self._prefix(trial)} epoch {result.get('epoch', '?')}/{self.max_epochs}  "
-            f"val_loss {result.get('val_loss', math.nan):.5f}  val_psnr {result.get('val_psnr', math.nan):.2f} dB"
+            f"{self._prefix(trial)} epoch {result.get('epoch', '?')}/{self.max_epochs}  {metrics.line(result)}"
             f" | {self._counts()} | {self._estimate()}"
         )
         if len(self.epoch_seconds) == 1:

@@ -1,10 +1,147 @@
-"""What a resume repairs on disk before Ray restores a sweep."""
+"""What `tuner sweep --resume X` checks, repairs and reattaches around Ray's restore, all inside X.
+
+    with experiment_lock(exp_dir):                  # a second resume of X is refused
+        settings, info, trials = check_resumable(exp_dir)   # refuses before any file changes
+        tuner = restore(exp_dir, ray_path, trainable)       # Optuna's study: X's own optuna.db
+        refill_deleted_checkpoints(exp_dir, unfinished)
+        reattach(tuner, exp_dir, trials, echo)              # the monitor and tuner's ASHA
+
+An experiment folder is the user's: it may be copied, moved or renamed. Nothing here reads another
+experiment, whatever X's sweep.json says its name or storage was.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shlex
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from tuner.learn.checkpoints import CHECKPOINT_FILE
+from tuner.core.constants import METRIC
+from tuner.core.errors import CheckpointError, ExperimentError, TunerError, first_line
+from tuner.learn.checkpoints import CHECKPOINT_FILE, load_checkpoint
+from tuner.results import record
+from tuner.run import ray_adapter
+from tuner.search.schedulers import SCHEDULERS
+from tuner.search.settings import SETTINGS_FILE, SweepSettings, load_settings
+
+LOCK_FILE = ".tuner.lock"
+
+
+@contextmanager
+def experiment_lock(exp_dir: Path) -> Iterator[None]:
+    """Hold X's lock while resuming it; a second process gets one line. The kernel drops the lock when the
+    process ends however it ends, so a killed resume never leaves X locked (the empty file stays)."""
+    fd = os.open(Path(exp_dir) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ExperimentError(
+                f"experiment {Path(exp_dir).name!r} is being resumed by another process; wait for it to end"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _refuse(exp_dir: Path, why: str) -> ExperimentError:
+    name = shlex.quote(exp_dir.name)
+    return ExperimentError(
+        f"experiment {exp_dir.name!r} cannot be resumed: {why}; its finished trials are still in "
+        f"`tuner results {name}`; restore the file from a backup, or run the rest under a new --name"
+    )
+
+
+def check_resumable(exp_dir: Path) -> tuple[SweepSettings, dict[str, Any], dict[str, record.TrialRecord]]:
+    """Everything a resume needs, read before any file is changed: readable settings and record, Ray's
+    saved state, and a usable checkpoint for every unfinished trial that trained. Refuses in one line."""
+    try:
+        settings, info = load_settings(exp_dir)
+    except (OSError, ValueError, TypeError, TunerError) as exc:
+        raise _refuse(exp_dir, f"{SETTINGS_FILE} cannot be read ({first_line(exc, 80)})") from None
+    trials = record.read(exp_dir)  # RecordError: missing or damaged, in one line
+    has = {pattern: any(exp_dir.glob(pattern)) for pattern in ray_files(settings)}
+    if not any(has.values()):
+        raise ExperimentError(
+            f"experiment {exp_dir.name!r} was interrupted before Ray saved any state; start it again under a new --name"
+        )
+    absent = [pattern for pattern, present in has.items() if not present]
+    if absent:
+        raise _refuse(exp_dir, f"Ray's {' and '.join(absent)} {'is' if len(absent) == 1 else 'are'} missing")
+    damaged = ray_adapter.damaged_experiment_state(exp_dir)
+    if damaged:
+        raise _refuse(exp_dir, f"Ray's {damaged} is damaged")
+    if trials == {} and any(exp_dir.glob("trial_*")):
+        raise _refuse(exp_dir, f"its {record.RECORD_FILE} names no trial, but trial folders exist")
+    for trial in trials.values():
+        if trial.outcome is None and trial.epochs and not trial.epochs[-1].get("diverged"):
+            _check_checkpoint(exp_dir, trial.trial_id)
+    return settings, info, trials
+
+
+def ray_files(settings: SweepSettings) -> list[str]:
+    """Ray's files a resume of this sweep reads: a searcher's state only where a searcher keeps one."""
+    files = [ray_adapter.TUNER_STATE, ray_adapter.EXPERIMENT_STATES]
+    if not SCHEDULERS[settings.scheduler or "asha"].pbt_like:
+        files.append(ray_adapter.SEARCHER_STATES)
+    return files
+
+
+def _check_checkpoint(exp_dir: Path, trial_id: str) -> None:
+    """An unfinished trial that reported an epoch has a checkpoint (the trial writes it before reporting);
+    Ray restores it from the newest. Gone or unreadable, Ray would fail the trial with two tracebacks."""
+    trial_dir = exp_dir / f"trial_{trial_id}"
+    # Newest by time, as refill_deleted_checkpoints chooses: the one every name Ray may ask for will hold.
+    found = sorted(trial_dir.glob(f"{ray_adapter.CHECKPOINT_DIRS}/{CHECKPOINT_FILE}"), key=_age)
+    if not found:
+        raise _refuse(exp_dir, f"trial {trial_id}'s checkpoint is gone from {trial_dir}")
+    try:
+        load_checkpoint(found[-1])
+    except CheckpointError:
+        raise _refuse(exp_dir, f"trial {trial_id}'s checkpoint {found[-1]} is damaged") from None
+
+
+def _age(path: Path) -> tuple[int, str]:
+    return path.stat().st_mtime_ns, path.parent.name
+
+
+def restore(exp_dir: Path, ray_path: str, trainable: Any) -> Any:
+    """Ray's Tuner restored from `ray_path` (X itself for a local experiment), its Optuna study X's own."""
+    from ray import tune
+
+    try:
+        # Errored trials stay errors: each already had its --max-failures retries.
+        with ray_adapter.own_optuna_study(exp_dir):
+            return tune.Tuner.restore(ray_path, trainable=trainable, resume_unfinished=True, resume_errored=False)
+    except TunerError:
+        raise
+    except Exception as exc:  # Ray's pickled state: truncated, or from another Ray version
+        raise ExperimentError(
+            f"experiment {exp_dir.name!r} cannot be resumed: Ray's saved state is damaged "
+            f"({first_line(exc, 80)}); its finished trials are still in `tuner results "
+            f"{shlex.quote(exp_dir.name)}`; run the rest under a new --name"
+        ) from None
+
+
+def reattach(tuner: Any, exp_dir: Path, trials: dict[str, record.TrialRecord], echo: Callable[[str], None]) -> None:
+    """Point what Ray unpickled at this run: the monitor writes X's record and prints here, and tuner's ASHA,
+    whose rungs Ray does not save, is rebuilt from the record."""
+    from tuner.run.progress import SweepMonitor
+    from tuner.run.schedulers.asha import PromotingASHA
+
+    for callback in ray_adapter.restored_run_config(tuner).callbacks or []:
+        if isinstance(callback, SweepMonitor):
+            callback.resume(exp_dir, echo, trials)
+    trial_scheduler = ray_adapter.restored_scheduler(tuner)
+    if isinstance(trial_scheduler, PromotingASHA):
+        histories = {
+            t.trial_id: [float("nan") if e[METRIC] is None else e[METRIC] for e in t.epochs] for t in trials.values()
+        }
+        trial_scheduler.restore(histories, {t.trial_id for t in trials.values() if t.outcome is None})
 
 
 def refill_deleted_checkpoints(exp_dir: Path, trial_ids: list[str]) -> list[Path]:
@@ -12,27 +149,35 @@ def refill_deleted_checkpoints(exp_dir: Path, trial_ids: list[str]) -> list[Path
 
     Ray saves its experiment state every 10 s or more; a sweep killed between two saves is restored from
     the older state, which can name a checkpoint that keeping only the newest has deleted since, and Ray
-    then refuses to restore the trial ("does not exist on storage anymore"). Checkpoints are numbered
-    upwards, so the names it can ask for are the missing ones below the newest; each becomes a copy made
-    of hard links (no extra disk) of the newest. The trial then continues from its newest epoch, which
-    the checkpoint itself records. Ray writes its next checkpoints into the names after the one it
-    restored, in place, so every linked name keeps holding the newest; they are left for later resumes.
-    Returns the directories made.
+    then refuses to restore the trial. Checkpoints are numbered upwards, so the names it can ask for are
+    the missing ones below the newest; each becomes a copy made of hard links (no extra disk) of the newest.
+    The trial then continues from its newest epoch, which the checkpoint itself records. Ray writes its
+    next checkpoints into the names after the one it restored, in place, so every linked name keeps holding
+    the newest; they are left for later resumes. Returns the directories made.
     """
     made = []
     for trial_id in trial_ids:
         trial_dir = Path(exp_dir) / f"trial_{trial_id}"
-        present = {int(d.name.removeprefix("checkpoint_")): d for d in trial_dir.glob("checkpoint_[0-9]*")}
+        present = {ray_adapter.checkpoint_index(d): d for d in trial_dir.glob(ray_adapter.CHECKPOINT_DIRS)}
+        present.pop(None, None)
         complete = [d for d in present.values() if (d / CHECKPOINT_FILE).is_file()]
         if not complete:
             continue
         newest = max(complete, key=lambda d: (d / CHECKPOINT_FILE).stat().st_mtime_ns)
         for index in range(max(present)):
             if index not in present:
-                target = trial_dir / f"checkpoint_{index:06d}"
+                target = trial_dir / ray_adapter.checkpoint_dir_name(index)
                 target.mkdir()
                 for f in newest.iterdir():
                     if f.is_file():
                         (target / f.name).hardlink_to(f)
                 made.append(target)
     return made
+
+
+def summary_line(exp_dir: Path, settings: SweepSettings, trials: dict[str, record.TrialRecord]) -> str:
+    finished = sum(t.outcome is not None for t in trials.values())
+    return (
+        f"resuming {exp_dir.name!r}: {finished} of {settings.num_samples} trials finished, "
+        f"{len(trials) - finished} to continue"
+    )

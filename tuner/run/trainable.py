@@ -9,6 +9,7 @@ Ray's object store: the teacher targets are computed once per sweep.
 from __future__ import annotations
 
 import tempfile
+import time
 from typing import Any
 
 import ray
@@ -16,6 +17,7 @@ import torch
 from ray import tune
 
 from tuner.core.configs import split_config
+from tuner.inference.speed import model_images_per_s
 from tuner.learn.checkpoints import load_checkpoint, save_checkpoint
 from tuner.learn.data import TeacherData
 from tuner.learn.training import Trainer
@@ -33,8 +35,21 @@ def trial_device(gpus: float) -> str:
     return "cpu"
 
 
-def train_trial(config: dict[str, Any], data: TeacherData) -> None:
-    """Ray Tune function trainable (wrapped by tune.with_parameters in the sweep)."""
+def _speed(trainer: Trainer, device: str, teacher: dict[str, Any]) -> dict[str, float]:
+    """What a --pareto trial reports besides its losses: its model's inference speed on this trial's device and
+    threads, against the teacher applied image by image there (measured once per sweep, `teacher`)."""
+    started = time.perf_counter()
+    rate = model_images_per_s(trainer.model, device)
+    return {
+        "images_per_s": rate,
+        "x_vs_teacher": rate / teacher["per_image"],
+        "speed_time_s": time.perf_counter() - started,  # what measuring cost, to keep it small
+    }
+
+
+def train_trial(config: dict[str, Any], data: TeacherData, teacher_speed: dict[str, Any] | None = None) -> None:
+    """Ray Tune function trainable (wrapped by tune.with_parameters in the sweep). With `teacher_speed`
+    (a --pareto sweep), every epoch also reports the model's images_per_s and x_vs_teacher."""
     resources = tune.get_context().get_trial_resources().required_resources
     # Use exactly the CPUs Ray gave this trial; torch's default (all cores) oversubscribes.
     torch.set_num_threads(max(1, int(resources.get("CPU", 1) or 1)))
@@ -47,8 +62,11 @@ def train_trial(config: dict[str, Any], data: TeacherData) -> None:
             trainer.load_state_dict(load_checkpoint(d))
 
     node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran it, for trials.csv
+    # A model's speed depends on its shape, not its weights: measured once, before training, so that a trial
+    # the scheduler stops after any epoch still gives the searcher both objectives.
+    speed = _speed(trainer, trainer.device.type, teacher_speed) if teacher_speed else {}
     for metrics in trainer.epochs():
-        metrics["node_id"] = node_id
+        metrics.update(node_id=node_id, **speed)
         if metrics["diverged"]:
             tune.report(metrics)  # no checkpoint: NaN weights are worth nothing; the trial ends here
             return

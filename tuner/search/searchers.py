@@ -48,6 +48,13 @@ def _gp(seed: int, num_samples: int) -> Any:
     return optuna.samplers.GPSampler(seed=seed, n_startup_trials=_startup(num_samples))
 
 
+def _nsga2(seed: int, num_samples: int) -> Any:
+    import optuna
+
+    # A generation per third of the sweep: the default of 50 would leave a small sweep one random generation.
+    return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, num_samples // 3)))
+
+
 def _qmc(seed: int, num_samples: int) -> Any:
     import optuna
 
@@ -62,5 +69,6 @@ SEARCHERS: dict[str, SearcherEntry] = {
         SearcherEntry("cmaes", _cmaes, True, "Optuna's CMA-ES (numeric parameters only)"),
         SearcherEntry("gp", _gp, False, "Optuna's Gaussian-process sampler"),
         SearcherEntry("qmc", _qmc, False, "quasi-Monte Carlo (scrambled Sobol)"),
+        SearcherEntry("nsga2", _nsga2, False, "Optuna's NSGA-II, a genetic search for --pareto's two objectives"),
     )
 }

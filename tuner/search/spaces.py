@@ -34,6 +34,8 @@ from tuner.search.searchers import SEARCHERS
 SPACES_DIR = Path(str(resources.files("tuner.search") / "space_files"))
 TYPES = {"uniform": ("low", "high"), "loguniform": ("low", "high"), "int": ("low", "high"), "choice": ("values",)}
 SWEEP_OWNED = {"max_epochs": "--max-epochs", "seed": "--seed"}
+# A space file is a few lines; anything larger is a wrong path (an image, a data file), not worth reading.
+MAX_FILE_BYTES = 1024**2
 
 
 @dataclass(frozen=True)
@@ -89,10 +91,18 @@ def resolve_path(name_or_path: str) -> Path:
 
 def load_space(name_or_path: str) -> SearchSpace:
     path = resolve_path(name_or_path)
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise SearchSpaceError(
+            f"{path}: {path.stat().st_size:,} bytes, too large for a search space; pass a YAML search space file"
+        )
     try:
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise SearchSpaceError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the syntax") from None
+    except UnicodeDecodeError:
+        raise SearchSpaceError(f"{path}: not a text file (not UTF-8); pass a YAML search space file") from None
+    except OSError as exc:
+        raise SearchSpaceError(f"{path}: cannot be read ({exc.strerror}); pass a readable YAML file") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("params"), dict) or not doc["params"]:
         raise SearchSpaceError(f"{path}: no 'params:' mapping; add one: parameter name -> {{type, low, high}}")
     allowed = ("params", "fixed", "start", "searcher", "scheduler", "description")
@@ -111,8 +121,10 @@ def load_space(name_or_path: str) -> SearchSpace:
     both = set(fixed) & {p.name for p in params}
     if both:
         raise SearchSpaceError(f"{path}: {sorted(both)} both searched and fixed; keep each in one place")
-    _check_fixed_values(path, fixed)
+    _check_values(path, fixed, params)
     start = _parse_start(path, doc.get("start") or [], params)
+    for point in start:
+        _check_config(path, {**fixed, **point}, f"start point {point}")
     return SearchSpace(path.stem, path, params, dict(fixed), start, doc.get("searcher"), doc.get("scheduler"))
 
 
@@ -188,9 +200,20 @@ def _parse_param(path: Path, name: str, spec: Any) -> Param:
     return Param(name, kind, low, high)
 
 
-def _check_fixed_values(path: Path, fixed: dict[str, Any]) -> None:
-    """Build the configs once with the fixed values, so a bad optimizer name fails here, not in trial 1."""
+def _check_config(path: Path, config: dict[str, Any], what: str) -> None:
+    """Build the configs once, so a value out of range fails here, in one line, and not in every trial."""
     try:
-        split_config(dict(fixed))
+        split_config(config)
     except (TypeError, ValueError) as exc:
-        raise SearchSpaceError(f"{path}: fixed settings: {exc}") from None
+        raise SearchSpaceError(f"{path}: {what}: {exc}") from None
+
+
+def _check_values(path: Path, fixed: dict[str, Any], params: tuple[Param, ...]) -> None:
+    """The fixed settings, then each parameter's bounds (or each choice) beside them, through the dataclasses'
+    own checks: what ModelConfig and TrainConfig refuse, a trial would crash on."""
+    _check_config(path, dict(fixed), "fixed settings")
+    for param in params:
+        for value in param.values if param.type == "choice" else (param.low, param.high):
+            if param.type == "int":
+                value = int(value)
+            _check_config(path, {**fixed, param.name: value}, f"parameter {param.name!r} ({param.type})")

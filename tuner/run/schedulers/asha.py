@@ -27,10 +27,12 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
+from tuner.run import ray_adapter
+
 
 def _busy(trial: Trial) -> bool:
     """Running, about to run, or saving before a pause: a trial that may still report."""
-    return trial.status in (Trial.PENDING, Trial.RUNNING) or trial.is_saving
+    return trial.status in (Trial.PENDING, Trial.RUNNING) or ray_adapter.is_saving(trial)
 
 
 def rungs(grace_period: int, reduction_factor: int, max_t: int) -> list[int]:
@@ -65,7 +67,7 @@ class PromotingASHA(FIFOScheduler):
         self.sign = 1.0  # losses are compared as sign * metric, lower is better
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
-        self._metric = metric or self._metric
+        ray_adapter.set_scheduler_metric(self, metric)
         self.sign = -1.0 if mode == "max" else 1.0
         return True
 
@@ -86,7 +88,7 @@ class PromotingASHA(FIFOScheduler):
         t = int(result.get(self.time_attr, 0))
         if t >= self.max_t:
             return TrialScheduler.STOP
-        value = self._ranked(result.get(self._metric, math.nan))
+        value = self._ranked(result.get(self.metric, math.nan))
         if t > self.waiting.get(trial.trial_id, t):
             # Ray's resume restarted a trial that waited at a rung; it trained on. It waits again, and its
             # new epoch counts once it is promoted (at the next rung, if it reached one).

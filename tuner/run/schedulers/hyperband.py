@@ -6,6 +6,8 @@ from typing import Any
 
 from ray.tune.schedulers import HyperBandScheduler, TrialScheduler
 
+from tuner.run import ray_adapter
+
 
 class FinishingHyperBand(HyperBandScheduler):
     """Ray's HyperBand, except that a trial reporting its last epoch is stopped rather than paused.
@@ -18,6 +20,9 @@ class FinishingHyperBand(HyperBandScheduler):
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         action = super().on_trial_result(tune_controller, trial, result)
-        if action == TrialScheduler.PAUSE and result.get(self._time_attr, 0) >= self._max_t_attr:
+        if action != TrialScheduler.PAUSE:
+            return action
+        time_attr, max_t = ray_adapter.hyperband_limits(self)
+        if result.get(time_attr, 0) >= max_t:
             return TrialScheduler.STOP
         return action

@@ -1,0 +1,85 @@
+"""The fidelity-versus-speed front of a `--pareto` sweep, read from its trials table (no Ray, no torch).
+
+A trial is on the front when no other trial is at least as good in both objectives and better in one: lower
+val_loss (the searcher's first objective) and more images_per_s (its second, measured by the trial on its own
+device). The answer to the project's question is then one sentence per device:
+
+    on cpu (2 threads) the fastest model at >= 30 dB runs 9,100 images/s, 0.49x the per-image teacher
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from tuner.core.errors import TunerError
+
+# The two objectives, in the order the searcher is given them: (column, mode).
+OBJECTIVES = (("val_loss", "min"), ("images_per_s", "max"))
+SPEED, RATIO = "images_per_s", "x_vs_teacher"
+
+
+def _usable(trials: pd.DataFrame) -> pd.DataFrame:
+    """Trials with both objectives measured and finite (a trial that failed before its first epoch has none)."""
+    missing = [c for c, _ in OBJECTIVES if c not in trials.columns]
+    if missing:
+        raise TunerError(
+            f"this experiment has no {', '.join(missing)} column: it was not a --pareto sweep; "
+            "run one with `tuner sweep --pareto`"
+        )
+    finite = trials[[c for c, _ in OBJECTIVES]].apply(pd.to_numeric, errors="coerce")
+    keep = finite.notna().all(axis=1) & finite.map(math.isfinite).all(axis=1)
+    return trials[keep]
+
+
+def non_dominated(trials: pd.DataFrame) -> pd.DataFrame:
+    """Exactly the trials no other trial dominates, fastest first."""
+    usable = _usable(trials)
+    signs = [1.0 if mode == "min" else -1.0 for _, mode in OBJECTIVES]
+    points = [[s * float(row[c]) for (c, _), s in zip(OBJECTIVES, signs, strict=True)] for _, row in usable.iterrows()]
+
+    def dominated(i: int) -> bool:
+        return any(
+            all(o <= p for o, p in zip(other, points[i], strict=True)) and other != points[i]
+            for j, other in enumerate(points)
+            if j != i
+        )
+
+    front = usable[[not dominated(i) for i in range(len(points))]]
+    return front.sort_values(SPEED, ascending=False, kind="stable")
+
+
+def fastest_above(trials: pd.DataFrame, min_psnr: float) -> pd.Series:
+    """The fastest trial whose val PSNR is at least `min_psnr` dB; a one-line error when none reaches it."""
+    usable = _usable(trials)
+    good = usable[pd.to_numeric(usable["val_psnr"], errors="coerce") >= min_psnr]
+    if good.empty:
+        best = pd.to_numeric(usable["val_psnr"], errors="coerce").max()
+        raise TunerError(
+            f"no trial reaches {min_psnr:g} dB val PSNR (the best reaches {best:.2f} dB); lower --fastest-above"
+        )
+    return good.sort_values(SPEED, ascending=False, kind="stable").iloc[0]
+
+
+def answer(trials: pd.DataFrame, teacher: dict[str, Any], thresholds: tuple[float, ...] = (25.0, 30.0)) -> list[str]:
+    """One sentence per threshold for the sweep's device: is a small CNN a faster way to apply the pipeline?
+
+    `teacher` holds what the sweep measured once: device, threads, per_image and batched images/s."""
+    where = f"on {teacher['device']} ({teacher['threads']} thread{'s' * (teacher['threads'] != 1)})"
+    sentences = []
+    for db in thresholds:
+        try:
+            row = fastest_above(trials, db)
+        except TunerError:
+            sentences.append(f"{where} no model reaches {db:g} dB")
+            continue
+        ratio = float(row[SPEED]) / float(teacher["per_image"])
+        verdict = "faster than" if ratio > 1 else "slower than"
+        sentences.append(
+            f"{where} the fastest model at >= {db:g} dB runs {float(row[SPEED]):,.0f} images/s, "
+            f"{ratio:.2f}x the per-image teacher ({verdict} it; trial {row['trial_id']}, "
+            f"{float(row['val_psnr']):.1f} dB)"
+        )
+    return sentences
