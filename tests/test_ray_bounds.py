@@ -147,7 +147,8 @@ def test_ctrl_c_interrupts_and_resume_runs_exactly_what_is_left_without_rays_log
     try:
         deadline = time.time() + 240
         while True:
-            trials = list(record.read(exp).values()) if exp.is_dir() else []
+            # Ray makes a trial's folder a moment before the record's first line: wait for the record.
+            trials = list(record.read(exp).values()) if (exp / record.RECORD_FILE).is_file() else []
             if any(t.outcome for t in trials) and any(t.outcome is None and t.epochs for t in trials):
                 break
             assert time.time() < deadline and proc.poll() is None, "never had one trial done and one running"

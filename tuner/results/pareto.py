@@ -83,3 +83,55 @@ def answer(trials: pd.DataFrame, teacher: dict[str, Any], thresholds: tuple[floa
             f"{float(row['val_psnr']):.1f} dB)"
         )
     return sentences
+
+
+def plot(trials: pd.DataFrame, teacher: dict[str, Any], path: Any) -> None:
+    """val PSNR against images/s for every trial, the front joined and marked, the teacher's rates as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    usable, front = _usable(trials), non_dominated(trials)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.scatter(usable[SPEED], usable["val_psnr"], color="tab:gray", alpha=0.6, s=25, label="trial")
+    ax.plot(front[SPEED], front["val_psnr"], "o-", color="tab:red", ms=7, label="front (non-dominated)")
+    for key, style, label in (("per_image", "--", "teacher, image by image"), ("batched", ":", "teacher, batched")):
+        ax.axvline(float(teacher[key]), color="black", ls=style, lw=1, label=f"{label}: {float(teacher[key]):,.0f}/s")
+    ax.set(
+        xscale="log",
+        xlabel=f"inference images/s on {teacher['device']} ({teacher['threads']} threads)",
+        ylabel="validation PSNR (dB)",
+        title="fidelity against speed: every trial, and the front",
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def report_lines(trials: pd.DataFrame, teacher: dict[str, Any], out: Any) -> list[str]:
+    """The report's section on the front: the answer sentences, the figure and the front as a table."""
+    plot(trials, teacher, out / "pareto.png")
+    front = non_dominated(trials)
+    searched = [c for c in trials.columns if c.startswith("config/") and trials[c].nunique(dropna=False) > 1]
+    columns = ["trial_id", SPEED, RATIO, "val_psnr", "val_loss", *searched]
+    rows = front[[c for c in columns if c in front.columns]].rename(columns=lambda c: c.removeprefix("config/"))
+    table = ["| " + " | ".join(rows.columns) + " |", "|" + "---|" * len(rows.columns)]
+    table += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows.itertuples(index=False)]
+    return [
+        "## Fidelity against speed (--pareto)",
+        "",
+        *[f"- {sentence}." for sentence in answer(trials, teacher)],
+        "",
+        "![fidelity against speed](pareto.png)",
+        "",
+        *table,
+        "",
+    ]
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)

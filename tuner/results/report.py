@@ -25,6 +25,7 @@ from tuner.core.errors import DatasetError, SearchSpaceError
 from tuner.core.metrics import Metric
 from tuner.learn.checkpoints import load_model_file
 from tuner.learn.teacher import teach, to_float
+from tuner.results import pareto
 from tuner.results.dashboard import load_study
 from tuner.results.experiments import Experiment
 from tuner.search.schedulers import statuses
@@ -160,7 +161,9 @@ def importance(study: Any) -> dict[str, float] | None:
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if len(done) < MIN_TRIALS_FOR_IMPORTANCE:
         return None
-    return optuna.importance.get_param_importances(study)
+    # A --pareto study has two objectives; importance is for the first, METRIC.
+    target = (lambda trial: trial.values[0]) if len(study.directions) > 1 else None
+    return optuna.importance.get_param_importances(study, target=target)
 
 
 def _plot_history(study: Any, path: Path) -> None:
@@ -168,7 +171,8 @@ def _plot_history(study: Any, path: Path) -> None:
     from optuna.visualization.matplotlib import plot_optimization_history
 
     plt = _pyplot()
-    ax = plot_optimization_history(study)
+    two = len(study.directions) > 1  # a --pareto study: its history of the first objective, METRIC
+    ax = plot_optimization_history(study, target=(lambda t: t.values[0]) if two else None, target_name=METRIC)
     ax.set_yscale("log" if metrics.get(METRIC).log_scale else "linear")  # the study's values are METRIC's
     ax.figure.set_size_inches(7, 4)
     ax.figure.tight_layout()
@@ -213,6 +217,8 @@ def write_report(exp: Experiment) -> Path:
         "",
     ]
     lines += [f"![{m.label} per epoch]({m.name}.png)\n" for m in curves]
+    if exp.info.get("teacher_speed"):  # a --pareto sweep
+        lines += pareto.report_lines(exp.trials, exp.info["teacher_speed"], out)
     if has_params:
         lines += [f"## Parameters against the final {metrics.get(METRIC).label}", "", "![parameters](params.png)", ""]
     study = load_study(exp.path)

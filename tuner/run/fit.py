@@ -27,7 +27,6 @@ from tuner.core.constants import METRIC, MODE
 from tuner.results.dashboard import study_url
 from tuner.run import methods as search_methods
 from tuner.run import ray_adapter
-from tuner.run.search_space import param_space
 from tuner.run.stoppers.plateau import PlateauStopper
 from tuner.search.settings import SweepSettings
 
@@ -109,7 +108,7 @@ def new_tuner(settings: SweepSettings, space: Any, trainable: Any, parallel: int
     )
     return tune.Tuner(
         trainable,
-        param_space={**param_space(space), "max_epochs": settings.max_epochs, "seed": settings.seed},
+        param_space=search_methods.param_space(settings, space),
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode=MODE,
@@ -119,9 +118,9 @@ def new_tuner(settings: SweepSettings, space: Any, trainable: Any, parallel: int
             max_concurrent_trials=limit,
             trial_dirname_creator=trial_dirname,
             # On a GPU a trial's start (a process, imports, data, CUDA) costs several epochs, so a new or resumed
-            # trial takes over a finished one's worker. Not on CPUs: there a start costs ~2 s, and a reused
-            # worker's paused or stopped trial first trains one more epoch nobody reads (Ray's function
-            # trainables run one report ahead), which slowed the quick preset's epochs from 13 s to 16-20 s.
+            # trial takes over a finished one's worker. Not on CPUs: there a start is cheap, and a reused worker's
+            # paused or stopped trial first trains one more epoch nobody reads (Ray's function trainables run one
+            # report ahead), which slowed the quick preset's epochs (README, quality for the CPU time).
             reuse_actors=settings.gpus_per_trial > 0,
         ),
         run_config=tune.RunConfig(

@@ -34,6 +34,7 @@ from tuner.run import tracking
 from tuner.run.cluster import RayInfo, check_fits, connect, slots
 from tuner.run.fit import new_tuner, quiet_ray, started_together, term_as_interrupt
 from tuner.run.fit import trial_dirname as _trial_dirname  # noqa: F401  (pickled sweeps of tuner 0.2 name it here)
+from tuner.run.pareto import teacher_speed
 from tuner.run.progress import SweepMonitor
 from tuner.run.ray_adapter import own_optuna_study
 from tuner.run.resume import (
@@ -94,10 +95,14 @@ def _data(settings: SweepSettings, dataset: str | None, echo: Callable[[str], No
     return data, splits
 
 
-def _with_data(trainable: Callable[..., None], data: TeacherData, settings: SweepSettings) -> Any:
-    """The trainable as Ray runs it: data from the object store, resources per trial (fractional GPUs allowed)."""
+def _with_data(
+    trainable: Callable[..., None], data: TeacherData, settings: SweepSettings, teacher: dict[str, Any] | None
+) -> Any:
+    """The trainable as Ray runs it: data from the object store, resources per trial (fractional GPUs allowed);
+    a --pareto sweep's trials also get the teacher's speed to compare their model's with."""
+    given = {"data": data, **({"teacher_speed": teacher} if teacher else {})}
     return tune.with_resources(
-        tune.with_parameters(trainable, data=data), {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+        tune.with_parameters(trainable, **given), {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
     )
 
 
@@ -134,10 +139,11 @@ def run_sweep(
         ) from None
     except OSError as exc:
         raise SettingsError(f"cannot create {exp_dir} ({exc.strerror}); choose another --storage") from None
-    settings.save(exp_dir, dataset_used=splits.source, search_space=str(space.path))
+    teacher = teacher_speed(settings, echo) if settings.pareto else None
+    settings.save(exp_dir, dataset_used=splits.source, search_space=str(space.path), teacher_speed=teacher)
     parallel = _parallel(settings, found)
     monitor = SweepMonitor(exp_dir, settings.num_samples, settings.max_epochs, parallel, echo)
-    tuner = new_tuner(settings, space, _with_data(trainable, data, settings), parallel, [monitor, *trackers])
+    tuner = new_tuner(settings, space, _with_data(trainable, data, settings, teacher), parallel, [monitor, *trackers])
     echo(
         f"sweep {settings.name!r}: {settings.num_samples} trials, up to {settings.max_epochs} epochs each, "
         f"{parallel} at a time; space {space.name} ({', '.join(p.name for p in space.params)}); "
@@ -181,7 +187,7 @@ def resume_sweep(
         # The folder found, never the path sweep.json was written at: the folder may be a copy, or moved.
         ray_path = settings.ray_experiment_path if settings.remote_storage else str(exp_dir)
         with quiet_ray():
-            tuner = restore(exp_dir, ray_path, _with_data(trainable, data, settings))
+            tuner = restore(exp_dir, ray_path, _with_data(trainable, data, settings, info.get("teacher_speed")))
         if not settings.remote_storage:  # after Ray's pickle has read, before Ray looks for checkpoints in fit()
             refill_deleted_checkpoints(exp_dir, [t.trial_id for t in trials.values() if t.outcome is None])
         reattach(tuner, exp_dir, trials, echo)

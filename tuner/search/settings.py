@@ -117,6 +117,8 @@ class SweepSettings:
     searcher: str | None = None  # None: the search space file's `searcher:`, else tpe
     scheduler: str | None = None  # None: the search space file's `scheduler:`, else asha
     plateau: bool = True
+    # Search fidelity against speed: two objectives, val_loss and each trial's images_per_s (space: pareto).
+    pareto: bool = False
     mlflow: str | None = None  # MLflow tracking URI; kept here so that --resume logs to the same runs
 
     def __post_init__(self) -> None:
@@ -143,7 +145,7 @@ class SweepSettings:
         for key in ("name", "dataset", "space", "storage", "data_dir", "address", "searcher", "scheduler", "mlflow"):
             if not isinstance(getattr(self, key), str) and not (getattr(self, key) is None and key in OPTIONAL):
                 raise SettingsError(f"--{key.replace('_', '-')} must be text, got {getattr(self, key)!r}; pass text")
-        for key in ("benchmark", "plateau"):
+        for key in ("benchmark", "plateau", "pareto"):
             if not isinstance(getattr(self, key), bool):
                 raise SettingsError(f"{key} must be true or false, got {getattr(self, key)!r}; write true or false")
         name, size = self.name, len(self.name.encode())
@@ -199,6 +201,8 @@ class SweepSettings:
         if preset not in PRESETS:
             raise SettingsError(f"unknown preset {preset!r}; use one of: {', '.join(PRESETS)}")
         given = {k: v for k, v in overrides.items() if v is not None}
+        if given.get("pareto"):
+            given.setdefault("space", "pareto")  # a space that searches model size, unless one is named
         settings = cls(**{**PRESETS[preset], **given})
         settings.check_memory()
         return settings

@@ -1,0 +1,58 @@
+"""Argument types and shared flags of the `tuner` command line: a bad value gets tuner's one line."""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from tuner.core.constants import RESULTS_DIR
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag gets tuner's one line instead of a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"tuner: error: {message}; see `{self.prog} --help`\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1; pass 1 or more")
+    return value
+
+
+def port(text: str) -> int:
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{value} is above 65535, the highest port; pass 1 to 65535")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value:g} is not above 0; pass a positive number of seconds")
+    return value
+
+
+def batch_sizes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(positive_int(b) for b in text.split(","))
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (give comma-separated whole numbers, e.g. 1,32,512)") from None
+
+
+def storage_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", default=RESULTS_DIR, help=f"directory that holds experiments [{RESULTS_DIR}]")
+
+
+def experiment_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("experiment", help="experiment name under --storage, or its path")
+    storage_flag(p)

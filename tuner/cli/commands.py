@@ -1,0 +1,153 @@
+"""What each `tuner` command does: parse nothing, print results; the package does the work. Only the
+commands that need torch or Ray import them, so --help, `tuner list` and `tuner results` answer at once."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from tuner.cli.sweep_args import settings_from
+from tuner.core.constants import RESULTS_DIR
+from tuner.search.settings import check_seed
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    # Flags are checked before Ray is even imported: a refusal comes at once.
+    settings = None if args.resume else settings_from(args)
+    from tuner.results.tables import leaderboard, render
+    from tuner.run.fit import term_as_interrupt
+    from tuner.run.sweep import resume_sweep, run_sweep
+
+    with term_as_interrupt():  # SIGTERM ends a sweep as Ctrl-C does (and again around Ray's fit)
+        if args.resume:
+            outcome = resume_sweep(args.resume, args.storage or RESULTS_DIR, args.address)
+        else:
+            outcome = run_sweep(settings)
+    summary = outcome.summary
+    print()
+    if summary is not None and summary.best is not None:
+        print(render(leaderboard(summary.trials), "table"))
+        print(f"\nbest: trial {summary.best['trial_id']}, val PSNR {summary.best['metrics']['val_psnr']:.2f} dB")
+        print(f"files: {outcome.experiment_dir}/{{trials.csv,history.csv,best.json,best_model.pt}}")
+    elif not outcome.interrupted:
+        print(f"no trial finished an epoch; see {outcome.experiment_dir}")
+        return 1
+    if outcome.interrupted:
+        print(f"interrupted: nothing is lost; continue with  {outcome.command('sweep --resume')}")
+        return 130
+    print(
+        f"next: {outcome.command('results')} | {outcome.command('report')} | "
+        f"{outcome.command('export')} --format onnx --out DIR"
+    )
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from tuner.results.experiments import list_experiments
+    from tuner.results.tables import render
+
+    print(render(list_experiments(args.storage), args.format))
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from tuner.results.experiments import load_experiment
+    from tuner.results.tables import leaderboard, render
+
+    exp = load_experiment(args.experiment, args.storage)
+    trials = exp.trials
+    if args.pareto:
+        from tuner.results.pareto import non_dominated
+
+        trials = non_dominated(trials)
+    shown = leaderboard(
+        trials,
+        args.sort,
+        args.descending,
+        args.top,
+        args.columns.split(",") if args.columns else None,
+        args.status.split(",") if args.status else None,
+    )
+    print(render(shown, args.format))
+    if args.format == "table":
+        front = f", {len(trials)} on the fidelity-speed front" if args.pareto else ""
+        print(f"\n{exp.name}: {len(exp.trials)} trials{front}, {exp.state}")
+        if args.pareto and exp.info.get("teacher_speed"):
+            from tuner.results.pareto import answer
+
+            print("\n".join(answer(exp.trials, exp.info["teacher_speed"])))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from tuner.results.experiments import load_experiment
+    from tuner.results.report import write_report
+
+    print(f"wrote {write_report(load_experiment(args.experiment, args.storage))}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tuner.inference.export import export_model, verification_images
+    from tuner.results.experiments import load_experiment
+
+    exp = load_experiment(args.experiment, args.storage)
+    trial = args.trial
+    if args.fastest_above is not None:  # the fastest model that is good enough, from a --pareto sweep
+        from tuner.results.pareto import fastest_above
+
+        trial = str(fastest_above(exp.trials, args.fastest_above)["trial_id"])
+    checkpoint = exp.checkpoint(trial)
+    images = verification_images(exp, args.images)
+    report = export_model(checkpoint, args.format, Path(args.out), images, trial, args.force)
+    print(f"wrote {report.path} ({report.format}) from {checkpoint}")
+    print(
+        f"verified on {report.fidelity.images} held-out images: max |export - checkpoint| = {report.max_abs_diff:.1e} "
+        f"(tolerance {report.tolerance:.0e}); PSNR against the teacher {report.fidelity.psnr:.2f} dB"
+    )
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from tuner.inference.benchmark import QUICK, BenchmarkOptions
+    from tuner.inference.variants import KINDS
+    from tuner.run.benchmark import benchmark_named
+
+    options = BenchmarkOptions(
+        device=args.device,
+        batch_sizes=args.batch_sizes,
+        min_run_time=args.min_run_time,
+        cpus=args.cpus,
+        kinds=QUICK if args.quick else KINDS,
+        artifacts=tuple(args.artifact or ()),
+    )
+    benchmark_named(args.experiment, options, args.storage, args.dataset, args.size, args.address)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    check_seed(args.seed)  # the same check as `tuner sweep --seed`, before torch is imported
+    from tuner.core.errors import ExperimentError
+    from tuner.inference.evaluate import fidelity_on_dataset
+    from tuner.results.experiments import find_experiment, load_experiment
+
+    target = Path(args.model)
+    if not os.path.isfile(target):  # False, not OSError, for a name longer than the system allows
+        try:
+            exp_dir = find_experiment(args.model, args.storage)
+        except ExperimentError:
+            raise ExperimentError(
+                f"{args.model!r} is neither a model file nor an experiment; run `tuner list` or pass a .pt/.onnx path"
+            ) from None
+        target = load_experiment(exp_dir).checkpoint()
+    source, fid = fidelity_on_dataset(target, args.dataset, args.size, args.seed)
+    print(f"{target} on {source}: {fid.images} images, MSE {fid.mse:.3g}, PSNR {fid.psnr:.2f} dB against the teacher")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from tuner.results.dashboard import serve
+
+    serve(args.experiment, args.storage, args.host, args.port)
+    return 0
