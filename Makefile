@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: sweep test test-fast lint format benchmark benchmark-stopping clean
+.PHONY: sweep test test-fast lint format benchmark benchmark-gpu benchmark-stopping clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ format: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/trial_throughput.py $(ARGS)
+
+# Training images/s per GPU for 1, 4, 8 and 16 concurrent trials: the plain loop against fused trials and
+# CUDA graphs (docs/benchmarks.md, "GPU training throughput: routes"). Runs on a CPU too, without the graph routes.
+benchmark-gpu: $(STAMP)
+	$(BIN)/python benchmarks/gpu_training.py $(ARGS)
 
 benchmark-stopping: $(STAMP)
 	$(BIN)/python benchmarks/early_stopping.py $(ARGS)

@@ -106,7 +106,7 @@ def run_way(way: str, space: Path, seed: int, args: argparse.Namespace, storage:
         plateau=plateau,
     )
     started = time.time()
-    outcome = run_sweep(settings, echo=lambda line: None)
+    outcome = run_sweep(settings)
     wall = time.time() - started
     best = outcome.summary.best
     real = math.nan

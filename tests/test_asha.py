@@ -190,7 +190,7 @@ def test_a_sweep_pauses_trials_at_rungs_and_only_the_best_runs_to_the_end(tmp_pa
         storage=str(tmp_path),
         benchmark=False,
     )
-    outcome = run_sweep(settings, trainable=checkpointing_trainable, echo=lambda line: None)
+    outcome = run_sweep(settings, trainable=checkpointing_trainable)
     assert not outcome.interrupted
     trials = outcome.summary.trials.set_index("config/lr")
     # Whatever order the two cores report in: the worst two start first, so Ray's ASHA would run both of

@@ -48,6 +48,8 @@ ROWS = [
     row((*SWEEP, "--grace-period", "9"), "exceeds --max-epochs"),
     row((*SWEEP, "--train-size", "100000000"), "lower --train-size and --val-size to at most"),
     row((*SWEEP, "--dataset", "imagenet"), "unknown dataset 'imagenet'"),
+    row((*SWEEP, "--pareto", "--searcher", "cmaes"), "--searcher cmaes searches one objective, and --pareto asks"),
+    row((*SWEEP, "--pareto", "--scheduler", "pbt", "--searcher", "random"), "cannot search --pareto's two objectives"),
     row((*SWEEP, "--dataset", "folder:/nonexistent"), "image folder /nonexistent does not exist"),
     row((*SWEEP, "--dataset", "folder:"), "image folder (none given) does not exist"),
     row((*SWEEP, "--name", "a/b"), "must be a plain directory name"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import replace
 
@@ -66,7 +67,7 @@ def test_every_row_kind_at_one_and_two_threads(made_experiment):
     """Artifacts as deployed and compiled models: positive throughput, the eager model's PSNR."""
     ckpt_path = made_experiment / "best_model.pt"
     images = synthetic_images(16, 1)
-    artifacts = artifacts_of(ckpt_path, images, [], echo=print)
+    artifacts = artifacts_of(ckpt_path, images, [])
     assert set(artifacts) == {"torchscript", "onnx"}
     options = replace(TINY, kinds=KINDS)
     rows, skipped = measure_device("cpu", load_checkpoint(ckpt_path), images, options, threads=2, artifacts=artifacts)
@@ -98,11 +99,11 @@ def test_an_artifact_of_another_model_or_a_corrupt_file_is_refused(made_experime
     torch.jit.save(torch.jit.trace(model_from_state(checkpoint), torch.rand(2, 3, 32, 32)), str(other))
     best = made_experiment / "best_model.pt"
     with pytest.raises(TunerError, match="is not an export of this experiment's best model"):
-        artifacts_of(best, synthetic_images(8, 1), [str(other)], echo=print)
+        artifacts_of(best, synthetic_images(8, 1), [str(other)])
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(b"\x00" * 100)
     with pytest.raises(CheckpointError, match="is not a loadable ONNX model"):
-        artifacts_of(best, synthetic_images(8, 1), [str(corrupt)], echo=print)
+        artifacts_of(best, synthetic_images(8, 1), [str(corrupt)])
 
 
 def test_a_measurement_makes_every_column_but_the_speedups():
@@ -161,19 +162,15 @@ def test_speedups_against_the_baselines():
 
 
 @pytest.mark.slow
-def test_benchmark_of_the_sweeps_best_model_through_ray(tiny_sweep, ray_local, tmp_path):
+def test_benchmark_of_the_sweeps_best_model_through_ray(tiny_sweep, ray_local, tmp_path, caplog):
     """Fidelity in the benchmark matches the model's val PSNR: same images, same model."""
     import json
 
     best = json.loads((tiny_sweep / "best.json").read_text())
     images = synthetic_images(32, seed=1)  # the tiny sweep's val split (seed + 1)
-    lines = []
-    frame = run_benchmark(
-        load_checkpoint(tiny_sweep / "best_model.pt"),
-        images,
-        replace(TINY, cpus=1),
-        echo=lines.append,
-    )
+    with caplog.at_level(logging.INFO, logger="tuner"):
+        frame = run_benchmark(load_checkpoint(tiny_sweep / "best_model.pt"), images, replace(TINY, cpus=1))
+    lines = [r.getMessage() for r in caplog.records]
     model_psnr = frame.loc[frame["method"] == "model fp32", "psnr_db"]
     assert model_psnr.iloc[0] == pytest.approx(best["metrics"]["val_psnr"], abs=0.05)
     if not torch.cuda.is_available():

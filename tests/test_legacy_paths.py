@@ -73,6 +73,7 @@ def test_a_tuner_0_1_experiment_resumes_to_the_end(ray_tmp, tmp_path):  # noqa: 
     history = pd.read_csv(exp / "history.csv")
     assert len(trials) == 2 and (trials["status"] == "completed").all() and (trials["epochs"] == 3).all()
     assert not history.duplicated(["trial_id", "epoch"]).any()
-    assert all(str(exp) in c for c in trials["checkpoint"])  # nothing points at /tmp/legacyfx any more
+    assert all((exp / c).is_file() for c in trials["checkpoint"])  # nothing points at /tmp/legacyfx any more
+    assert "legacyfx" not in (exp / "best.json").read_text()
     assert _digest(FIXTURE) == before
     assert not Path("/tmp/legacyfx").exists()

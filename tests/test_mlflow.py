@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sweep_helpers import ctrl_c_when_one_is_done
 from test_ray_bounds import env_with, ray_tmp, tuner  # noqa: F401  (ray_tmp is a fixture)
 
 from tuner.cli.main import main
-from tuner.results import record
 
 pytest.importorskip("mlflow")
 
@@ -97,16 +97,7 @@ def interrupt_after_one_trial(argv: list[str], env: dict, cwd: Path, exp: Path) 
         [sys.executable, "-m", "tuner", *argv], env=env, cwd=cwd, text=True, start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
-    try:
-        deadline = time.time() + 300
-        while True:
-            trials = list(record.read(exp).values()) if (exp / record.RECORD_FILE).is_file() else []
-            if any(t.outcome for t in trials) and any(t.outcome is None and t.epochs for t in trials):
-                break
-            assert time.time() < deadline and proc.poll() is None, "never had one trial done and one running"
-            time.sleep(0.2)
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole foreground group
+    ctrl_c_when_one_is_done(proc, exp, 300)
     out, err = proc.communicate(timeout=180)
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 

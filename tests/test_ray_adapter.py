@@ -83,6 +83,15 @@ def test_scheduler_and_trial_privates():
     assert ray_adapter.is_saving(Trial("__fake", stub=True)) is False
 
 
+def test_the_mlflow_callbacks_privates(tmp_path):
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    callback = MLflowLoggerCallback(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment_name="adapter")
+    callback.setup()
+    assert ray_adapter.mlflow_trial_runs(callback) == {}
+    assert hasattr(ray_adapter.mlflow_client(callback), "update_run")
+
+
 def test_what_ray_lacks_is_one_line_naming_its_version():
     with pytest.raises(ray_adapter.RayVersionError, match=rf"^Ray {re.escape(ray.__version__)} has no .*_time_attr"):
         ray_adapter.hyperband_limits(object())
@@ -124,6 +133,8 @@ def test_no_other_module_names_a_ray_private():
         '"experiment_state-',
         '"searcher-state-',
         '"checkpoint_',
+        "_get_client",
+        "._trial_runs",
     ]
     found = [
         f"{path.relative_to(PACKAGE)}: {name}"

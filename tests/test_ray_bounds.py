@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sweep_helpers import ctrl_c_when_one_is_done
 
 from tuner.results import record
 
@@ -76,7 +78,7 @@ def test_a_dead_cluster_record_is_never_joined(ray_tmp, tmp_path):
     (record_dir / "ray_current_cluster").write_text("127.0.0.1:1")  # what a crashed `ray start` leaves behind
     done = tuner("sweep", "--name", "own", *TINY, env=env_with(ray_tmp), cwd=tmp_path, timeout=240)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert done.stdout.splitlines()[0] == "ray: local instance, 2 CPUs, 0 GPUs" or "ray: local instance" in done.stdout
+    assert re.fullmatch(r"ray: local instance, \d+ CPUs, \d+ GPUs", done.stdout.splitlines()[0]), done.stdout
     assert (tmp_path / "results" / "own" / "trials.csv").is_file()
 
 
@@ -144,17 +146,7 @@ def test_ctrl_c_interrupts_and_resume_runs_exactly_what_is_left_without_rays_log
     proc = subprocess.Popen(
         argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
-    try:
-        deadline = time.time() + 240
-        while True:
-            # Ray makes a trial's folder a moment before the record's first line: wait for the record.
-            trials = list(record.read(exp).values()) if (exp / record.RECORD_FILE).is_file() else []
-            if any(t.outcome for t in trials) and any(t.outcome is None and t.epochs for t in trials):
-                break
-            assert time.time() < deadline and proc.poll() is None, "never had one trial done and one running"
-            time.sleep(0.2)
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends: the whole foreground group
+    ctrl_c_when_one_is_done(proc, exp, 240)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, out[-2000:] + err[-2000:]
     assert "continue with  tuner sweep --resume cc" in out

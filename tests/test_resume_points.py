@@ -3,6 +3,7 @@ the trial's newest checkpoint where Ray's is gone, and trials Ray never saved ma
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -43,16 +44,17 @@ def test_deleted_checkpoint_names_get_the_newest_checkpoint(tmp_path):
     assert refill_deleted_checkpoints(tmp_path, ["a"]) == []  # nothing twice
 
 
-def test_a_trial_ray_never_saved_is_lost_and_left_out(tmp_path):
+def test_a_trial_ray_never_saved_is_lost_and_left_out(tmp_path, caplog):
     record.append(tmp_path, "start", "kept", config={"lr": 1e-3})
     record.append(tmp_path, "epoch", "kept", epoch=1, val_loss=0.1)
     record.append(tmp_path, "start", "unsaved", config={"lr": 2e-3})
     record.append(tmp_path, "epoch", "unsaved", epoch=1, val_loss=0.2)
-    lines = []
-    monitor = SweepMonitor(tmp_path, num_samples=2, max_epochs=3, parallel=1, echo=lines.append)
-    monitor.resume(tmp_path, lines.append)
-    monitor.on_step_begin(0, trials=[SimpleNamespace(trial_id="kept", status="RUNNING")])
-    monitor.on_step_begin(1, trials=[])  # only the first step after a resume compares
+    monitor = SweepMonitor(tmp_path, num_samples=2, max_epochs=3, parallel=1)
+    monitor.resume(tmp_path)
+    with caplog.at_level(logging.INFO, logger="tuner"):
+        monitor.on_step_begin(0, trials=[SimpleNamespace(trial_id="kept", status="RUNNING")])
+        monitor.on_step_begin(1, trials=[])  # only the first step after a resume compares
+    lines = [r.getMessage() for r in caplog.records]
     assert list(record.read(tmp_path)) == ["kept"]
     assert '"outcome": "lost"' in (tmp_path / record.RECORD_FILE).read_text()  # its epochs stay in the file
     assert lines == ["trial unsaved started after Ray's last saved state; its configuration runs again"]
@@ -99,7 +101,7 @@ def test_a_resume_that_cannot_go_on_changes_nothing(tmp_path, damage, says):
     damage(exp)
     before = _files(exp)
     with pytest.raises(ExperimentError, match=re.escape(says)) as caught:
-        resume_sweep(str(exp), echo=lambda line: None)
+        resume_sweep(str(exp))
     assert "\n" not in str(caught.value)
     assert _files(exp) == before
 

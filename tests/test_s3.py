@@ -13,16 +13,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import boto3
 import pandas as pd
 import pytest
+from sweep_helpers import wait_for_one_done_and_one_running
 from test_ray_bounds import env_with, ray_tmp, tuner  # noqa: F401  (ray_tmp is a fixture)
 
 from tuner.cli.main import main
 from tuner.core.errors import ExperimentExistsError, SettingsError
-from tuner.results import record
 from tuner.run.storage import check_storage, redact
 from tuner.search.settings import SweepSettings
 
@@ -106,16 +105,6 @@ def test_an_endpoint_that_never_answers_gives_up_in_one_line(capsys, tmp_path, m
     finally:
         silent.close()
     assert "cannot be reached" in line and "Timeout" in line, line
-
-
-def wait_for_one_done_and_one_running(proc: subprocess.Popen, exp) -> None:
-    deadline = time.time() + 240
-    while True:
-        trials = list(record.read(exp).values()) if (exp / record.RECORD_FILE).is_file() else []
-        if any(t.outcome for t in trials) and any(t.outcome is None and t.epochs for t in trials):
-            return
-        assert time.time() < deadline and proc.poll() is None, "never had one trial done and one running"
-        time.sleep(0.2)
 
 
 @pytest.mark.slow

@@ -123,7 +123,7 @@ def _sweep(tmp_path, name, space=SPACE, **options):
         concurrency=2,
         **options,
     )
-    return run_sweep(settings, echo=lambda line: None)
+    return run_sweep(settings)
 
 
 @pytest.mark.slow

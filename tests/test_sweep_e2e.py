@@ -117,7 +117,7 @@ def test_ray_asha_and_the_plateau_stopper_each_stop_a_trial(tmp_path, ray_local)
         storage=str(tmp_path),
         scheduler="ray-asha",
     )
-    outcome = run_sweep(settings, trainable=scripted_trainable, echo=lambda line: None)
+    outcome = run_sweep(settings, trainable=scripted_trainable)
     by_lr = outcome.summary.trials.set_index("config/lr")
     assert (by_lr.loc[1.0, "status"], by_lr.loc[1.0, "epochs"]) == ("completed", 5)
     assert (by_lr.loc[2.0, "status"], by_lr.loc[2.0, "epochs"]) == ("ray-asha", 1)

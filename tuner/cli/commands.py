@@ -132,7 +132,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tuner.inference.evaluate import fidelity_on_dataset
     from tuner.results.experiments import find_experiment, load_experiment
 
-    target = Path(args.model)
+    target, data_dir = Path(args.model), None
     if not os.path.isfile(target):  # False, not OSError, for a name longer than the system allows
         try:
             exp_dir = find_experiment(args.model, args.storage)
@@ -140,8 +140,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise ExperimentError(
                 f"{args.model!r} is neither a model file nor an experiment; run `tuner list` or pass a .pt/.onnx path"
             ) from None
-        target = load_experiment(exp_dir).checkpoint()
-    source, fid = fidelity_on_dataset(target, args.dataset, args.size, args.seed)
+        exp = load_experiment(exp_dir)
+        target, data_dir = exp.checkpoint(), exp.settings.data_dir  # where that sweep found CIFAR-10
+    source, fid = fidelity_on_dataset(target, args.dataset, args.size, args.seed, data_dir)
     print(f"{target} on {source}: {fid.images} images, MSE {fid.mse:.3g}, PSNR {fid.psnr:.2f} dB against the teacher")
     return 0
 

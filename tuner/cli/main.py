@@ -18,15 +18,53 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from tuner.cli.parser import build_parser
 from tuner.core.errors import TunerError
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+class _Console(logging.StreamHandler):
+    """Writes to sys.stdout or sys.stderr as they are when a line is written, not when tuner started (a
+    caller, or a test, may have replaced them since)."""
+
+    def __init__(self, name: str) -> None:
+        self._which = name  # not _name: logging.Handler keeps its own name there
+        super().__init__()
+
+    @property
+    def stream(self) -> Any:
+        return getattr(sys, self._which)
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # StreamHandler sets its stream; ours is looked up each time
+
+
+def console() -> None:
+    """tuner's progress (logging at INFO under the `tuner` logger) as plain lines on stdout, its warnings on
+    stderr; other libraries' warnings keep their names. A Python caller configures logging as it likes."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    ours = logging.getLogger("tuner")
+    if ours.handlers:  # main() called again in one process (tests)
+        return
+    progress = _Console("stdout")
+    progress.addFilter(lambda record: record.levelno < logging.WARNING)
+    progress.setFormatter(logging.Formatter("%(message)s"))
+    warnings = _Console("stderr")
+    warnings.setLevel(logging.WARNING)
+    warnings.setFormatter(logging.Formatter("tuner: warning: %(message)s"))
+    ours.addHandler(progress)
+    ours.addHandler(warnings)
+    ours.setLevel(logging.INFO)
+    ours.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    console()
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, or a bad flag already reported in one line
@@ -40,3 +78,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tuner: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `tuner list | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141

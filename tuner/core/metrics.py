@@ -114,11 +114,6 @@ def computed() -> list[Metric]:
     return [m for m in METRICS.values() if m.compute]
 
 
-def is_better(a: float, b: float, direction: str) -> bool:
-    """Whether `a` is strictly better than `b`."""
-    return a > b if direction == "max" else a < b
-
-
 def best(values: list[float], direction: str) -> float:
     """The best finite value, NaN when there is none."""
     finite = [v for v in values if v is not None and math.isfinite(v)]

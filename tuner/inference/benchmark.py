@@ -6,8 +6,9 @@ The rows are placed on Ray workers by tuner.run.benchmark; this module holds no 
 
 from __future__ import annotations
 
+import logging
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from tuner.core.errors import ExportError, SettingsError, TunerError
 from tuner.inference.export import export_model, max_abs_diff
 from tuner.inference.formats import FORMATS, format_of, load_exported
 from tuner.learn.checkpoints import load_model_file
+
+log = logging.getLogger(__name__)
 
 BATCH_SIZES = {"cpu": (1, 32, 128, 512, 2048), "cuda": (1, 32, 128, 512, 2048, 8192)}
 DEVICES = ("cpu", "gpu", "all")
@@ -86,9 +89,7 @@ def free_gpu_memory() -> int:
     return torch.cuda.mem_get_info()[0]
 
 
-def artifacts_of(
-    checkpoint: Path, images: torch.Tensor, given: Iterable[str], echo: Callable[[str], None]
-) -> dict[str, bytes]:
+def artifacts_of(checkpoint: Path, images: torch.Tensor, given: Iterable[str]) -> dict[str, bytes]:
     """Every format the benchmark times (FORMATS with a variant), exported from the checkpoint and verified as
     `tuner export` does, as bytes; an exported file the user gave (`--artifact`) replaces the one of its
     format, once shown to be this model."""
@@ -99,7 +100,7 @@ def artifacts_of(
             try:
                 found[fmt.name] = export_model(checkpoint, fmt.name, Path(out), images[:64]).path.read_bytes()
             except ExportError as exc:
-                echo(f"benchmark: no {fmt.name} rows: {exc}")
+                log.info(f"benchmark: no {fmt.name} rows: {exc}")
     model = load_model_file(checkpoint)
     for path in map(Path, given):
         fmt = format_of(path)

@@ -14,10 +14,10 @@ from tuner.learn.fidelity import Fidelity, fidelity
 
 
 def fidelity_on_dataset(
-    model_path: str | Path, dataset: str, size: int = 10_000, seed: int = 0
+    model_path: str | Path, dataset: str, size: int = 10_000, seed: int = 0, data_dir: str | Path | None = None
 ) -> tuple[str, Fidelity]:
     """Fidelity of a checkpoint or exported model (any format) on a dataset's held-out images
-    (CIFAR-10: its test split)."""
+    (CIFAR-10: its test split, looked for in `data_dir`)."""
     model = load_exported(model_path)
-    source, images = evaluation_images(dataset, size, seed)
+    source, images = evaluation_images(dataset, size, seed, data_dir)
     return source, fidelity(model, images)

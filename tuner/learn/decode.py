@@ -136,12 +136,13 @@ def folder_images(root: Path, limit: int | None = None) -> torch.Tensor:
             images.append(image_32(f))
         except UNREADABLE:
             broken.append(f)
-    if broken:
-        shown = ", ".join(str(f) for f in broken[:3]) + (f" and {len(broken) - 3} more" if len(broken) > 3 else "")
-        log.warning("skipped %d file(s) that are not readable images: %s", len(broken), shown)
-    if len(images) < 2:
+    shown = ", ".join(str(f) for f in broken[:3]) + (f" and {len(broken) - 3} more" if len(broken) > 3 else "")
+    if len(images) < 2:  # the one line says it all, what was skipped included
+        skipped = f", {len(broken)} file(s) skipped ({shown})" if broken else ""
         raise DatasetError(
-            f"image folder {root} holds {len(images)} readable images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
-            "it needs at least 2"
+            f"image folder {root} holds {len(images)} readable images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+            f"{skipped}; it needs at least 2"
         )
+    if broken:
+        log.warning("skipped %d file(s) that are not readable images: %s", len(broken), shown)
     return torch.stack(images)

@@ -63,8 +63,8 @@ class Trainer:
         self.model.to(memory_format=self.memory_format)
         self.bf16 = train_cfg.bf16 and native_bf16(self.device)
         # Fused Adam and gradients zeroed in place (not set to None) allocate nothing per step: the FC
-        # layers' 25 MB of gradients and optimizer temporaries are otherwise freed and re-allocated every
-        # step, and the page faults that causes cost a tenth or more of an epoch on a small CPU.
+        # layers' gradients and optimizer temporaries are otherwise freed and re-allocated every step, and
+        # the page faults that causes cost a noticeable part of an epoch on a small CPU.
         kwargs = {"momentum": 0.9} if train_cfg.optimizer == "sgd" else {"fused": True}
         self.optimizer = OPTIMIZERS[train_cfg.optimizer](
             self.model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay, **kwargs

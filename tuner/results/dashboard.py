@@ -11,13 +11,15 @@ extra: `pip install 'tuner[dashboard]'`.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import socket
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tuner.core.constants import OPTUNA_DB, RESULTS_DIR
 from tuner.core.errors import ExperimentError, TunerError, first_line
+
+log = logging.getLogger(__name__)
 
 
 def study_url(exp_dir: Path) -> str:
@@ -50,7 +52,6 @@ def serve(
     storage: str = RESULTS_DIR,
     host: str = "127.0.0.1",
     port: int = 8080,
-    echo: Callable[[str], None] = print,
 ) -> None:
     """Run optuna-dashboard on the experiment's study until Ctrl-C."""
     from tuner.results.experiments import find_experiment
@@ -68,7 +69,7 @@ def serve(
 
     try:
         _check_address(host, port)  # before the server prints its banner, so a refusal is the only line
-        echo(f"dashboard of {exp_dir.name!r} at http://{host}:{port}/ (Ctrl-C to stop)")
+        log.info(f"dashboard of {exp_dir.name!r} at http://{host}:{port}/ (Ctrl-C to stop)")
         run_server(study_url(exp_dir), host=host, port=port)
     except OSError as exc:  # the port taken, or a host name that does not resolve
         raise TunerError(

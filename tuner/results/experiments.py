@@ -29,16 +29,21 @@ if TYPE_CHECKING:
 
 from tuner.core.constants import RESULTS_DIR
 from tuner.core.errors import ExperimentError, TunerError, first_line
+from tuner.results import pareto
 from tuner.results import tables as results
 from tuner.search.settings import SETTINGS_FILE, SweepSettings, load_settings
 
 STATE_FILE = "state.json"
+SPACE_COPY = "space.yaml"  # the sweep's search space file, copied into the experiment
 STATES = ("running", "finished", "interrupted")
 
 
 def find_experiment(name_or_path: str | Path, storage: str | Path = RESULTS_DIR) -> Path:
     """An experiment directory from a path or a name under `storage`."""
-    for candidate in (Path(name_or_path).expanduser(), Path(storage).expanduser() / str(name_or_path)):
+    as_path, under_storage = Path(name_or_path).expanduser(), Path(storage).expanduser() / str(name_or_path)
+    # A bare name means the one under --storage, even when the working directory holds a folder of that name.
+    bare = "/" not in str(name_or_path) and not as_path.is_absolute()
+    for candidate in (under_storage, as_path) if bare else (as_path, under_storage):
         # os.path.isfile answers False where Path.is_file raises (a name longer than the system allows).
         if os.path.isfile(candidate / SETTINGS_FILE):
             return candidate.resolve()
@@ -75,13 +80,25 @@ def read_state(exp_dir: Path) -> str:
     """finished / interrupted / running. A 'running' sweep whose process is gone was interrupted."""
     try:
         doc = json.loads((Path(exp_dir) / STATE_FILE).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (OSError, ValueError):  # missing, a folder, cut short, not UTF-8: nothing says it runs
         return "interrupted"
-    if doc.get("state") != "running":
-        return doc.get("state", "interrupted")
-    if doc.get("host") == socket.gethostname() and not _alive(int(doc.get("pid", 0))):
+    if not isinstance(doc, dict) or doc.get("state") not in STATES:
+        return "interrupted"
+    if doc["state"] != "running":
+        return doc["state"]
+    pid = doc.get("pid")
+    if doc.get("host") == socket.gethostname() and not (isinstance(pid, int) and _alive(pid)):
         return "interrupted"
     return "running"
+
+
+def running_where(exp_dir: Path) -> str:
+    """Which process state.json says runs the sweep: `pid 123 on host`."""
+    try:
+        doc = json.loads((Path(exp_dir) / STATE_FILE).read_text())
+        return f"pid {doc['pid']} on {doc['host']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "unknown process"
 
 
 def _alive(pid: int) -> bool:
@@ -135,6 +152,12 @@ class Experiment:
         return Path(ckpt)
 
     @property
+    def space_file(self) -> Path | str:
+        """The search space the sweep used: its copy inside the folder, or (tuner 0.1) the path it was read from."""
+        recorded = self.info.get("search_space", self.settings.space)
+        return self.path / recorded if recorded == SPACE_COPY else recorded
+
+    @property
     def dataset(self) -> str:
         """The dataset the sweep used (what `auto` resolved to)."""
         return self.info.get("dataset_used", self.settings.dataset)
@@ -154,6 +177,9 @@ def load_experiment(name_or_path: str | Path, storage: str | Path = RESULTS_DIR)
     """An experiment (a name under `storage`, or a path) with its trials, history and best trial."""
     path = find_experiment(name_or_path, storage)
     settings, info = load_settings(path)  # a damaged sweep.json is an ExperimentError of one line
+    found = pareto.retimed(path)
+    if found and info.get("teacher_speed"):  # the teacher as timed again beside the models, at the end
+        info = {**info, "teacher_speed": {**info["teacher_speed"], **found["teacher"]}}
     summary = results.collect(path)
     return Experiment(path, settings, info, read_state(path), summary.trials, summary.history, summary.best)
 

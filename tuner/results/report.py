@@ -188,7 +188,7 @@ def compute_saved(exp: Experiment) -> tuple[int, int]:
 def write_report(exp: Experiment) -> Path:
     out = exp.path
     try:
-        space = load_space(exp.info.get("search_space", exp.settings.space))
+        space = load_space(str(exp.space_file))
     except SearchSpaceError:
         space = None
     curves = [m for m in metrics.shown() if _plot_curves(exp, m, out / f"{m.name}.png")]
@@ -198,8 +198,7 @@ def write_report(exp: Experiment) -> Path:
     lines = [
         f"# Sweep report: {exp.name}",
         "",
-        f"Dataset: {exp.dataset}; {len(exp.trials)} trials; "
-        f"state: {exp.state}; search space: {space.name if space else exp.settings.space}.",
+        f"Dataset: {exp.dataset}; {len(exp.trials)} trials; state: {exp.state}; search space: {exp.settings.space}.",
         "",
     ]
     if exp.best:

@@ -25,7 +25,7 @@ import pandas as pd
 from tuner.core import metrics
 from tuner.core.constants import BEST_MODEL_FILE, METRIC, MODE, TABLE_FORMATS
 from tuner.core.errors import TunerError
-from tuner.results import record
+from tuner.results import pareto, record
 from tuner.search.plateau import is_plateau
 from tuner.search.schedulers import SCHEDULERS, STATUSES
 from tuner.search.settings import SweepSettings, load_settings
@@ -52,7 +52,7 @@ class Summary:
 
 def _latest_checkpoint(trial_dir: Path) -> str:
     # Newest by time, then name: a trial restored from Ray's older saved state numbers its checkpoints
-    # anew, and names linked to one checkpoint on resume (checkpoints.refill_deleted_checkpoints) tie.
+    # anew, and names linked to one checkpoint on resume (run.resume.refill_deleted_checkpoints) tie.
     # Any folder of the trial's holding tuner's checkpoint file: Ray's folder names are not read here.
     found = sorted(trial_dir.glob("*/checkpoint.pt"), key=lambda p: (p.stat().st_mtime_ns, p.parent.name))
     return str(found[-1]) if found else ""
@@ -113,7 +113,7 @@ def collect(exp_dir: Path, metric: str = METRIC, mode: str = MODE) -> Summary:
         for t in trials_by_id.values()
         for e in t.epochs
     ]
-    trials = pd.DataFrame(rows, columns=TRIAL_COLUMNS if not rows else None)
+    trials = pareto.with_retimed(pd.DataFrame(rows, columns=TRIAL_COLUMNS if not rows else None), exp_dir)
     if rows:
         trials = trials.sort_values(metric, ascending=mode == "min", na_position="last", kind="stable")
         trials = trials.reset_index(drop=True)
@@ -146,8 +146,12 @@ def summarise(exp_dir: Path) -> Summary:
     """collect() and write trials.csv, history.csv, best.json and best_model.pt into exp_dir."""
     exp_dir = Path(exp_dir)
     summary = collect(exp_dir)
-    summary.trials.to_csv(exp_dir / "trials.csv", index=False)
+    # Paths in the files are relative to the experiment, so a copied or moved folder's files stay true.
+    on_disk = summary.trials.assign(checkpoint=summary.trials["checkpoint"].map(lambda c: _relative(c, exp_dir)))
+    on_disk.to_csv(exp_dir / "trials.csv", index=False)
     summary.history.to_csv(exp_dir / "history.csv", index=False)
+    for stale in (exp_dir / "best.json", exp_dir / BEST_MODEL_FILE):
+        stale.unlink(missing_ok=True)  # a best trial without a checkpoint leaves none, not an older one
     if summary.best is not None and summary.best["checkpoint"]:
         import torch
 
@@ -165,8 +169,17 @@ def summarise(exp_dir: Path) -> Summary:
             model_file,
         )
         summary.best["model_file"] = str(model_file)
-        (exp_dir / "best.json").write_text(json.dumps(summary.best, indent=2))
+        written = {**summary.best, "checkpoint": _relative(summary.best["checkpoint"], exp_dir)}
+        (exp_dir / "best.json").write_text(json.dumps({**written, "model_file": BEST_MODEL_FILE}, indent=2))
     return summary
+
+
+def _relative(path: Any, exp_dir: Path) -> Any:
+    """A path under the experiment as relative to it; anything else as it is."""
+    try:
+        return str(Path(path).relative_to(exp_dir)) if isinstance(path, str) and path else path
+    except ValueError:
+        return path
 
 
 # The metrics the progress line shows, the optimised one last.

@@ -23,7 +23,7 @@ teacher and the model as trained).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +41,13 @@ from tuner.learn.data import evaluation_images
 from tuner.results.experiments import load_experiment
 from tuner.run.cluster import RayInfo, connect, info, run_on_node
 
+log = logging.getLogger(__name__)
+
 # (device, worker CPUs, worker GPUs, what the worker is called, what to do when it cannot start)
 Plan = list[tuple[str, int, int, str, str]]
 
 
-def _plan(found: RayInfo, options: BenchmarkOptions, echo: Callable[[str], None]) -> Plan:
+def _plan(found: RayInfo, options: BenchmarkOptions) -> Plan:
     """The workers to run, one per device; the CPU worker takes one node's CPUs (a worker never spans nodes)."""
     plan: Plan = []
     if options.device in ("cpu", "all"):
@@ -60,7 +62,7 @@ def _plan(found: RayInfo, options: BenchmarkOptions, echo: Callable[[str], None]
                 "or --address a cluster with a GPU node"
             )
         else:
-            echo("benchmark: GPU rows skipped: no node of this Ray has a GPU")
+            log.info("benchmark: GPU rows skipped: no node of this Ray has a GPU")
     return plan
 
 
@@ -86,18 +88,17 @@ def run_benchmark(
     images: torch.Tensor,
     options: BenchmarkOptions | None = None,
     artifacts: dict[str, bytes] | None = None,
-    echo: Callable[[str], None] = print,
 ) -> pd.DataFrame:
     """Benchmark rows for the model in `checkpoint` on `images` (uint8), one Ray worker per device.
 
     artifacts: exported files' bytes by format name. Ray must be connected."""
     options = options or BenchmarkOptions()
-    plan = _plan(info(), options, echo)
+    plan = _plan(info(), options)
     _check_memory(plan, checkpoint, images, options)
     rows: list[dict[str, Any]] = []
     # One device at a time: a GPU worker launching kernels would steal cycles from the CPU rows.
     for dev, worker_cpus, gpus, what, fix in plan:
-        echo(
+        log.info(
             f"benchmark: {dev.upper()} worker ({worker_cpus} CPUs), {len(images)} images, batch sizes "
             f"{options.sizes(dev)}, variants: {', '.join(options.kinds)}"
         )
@@ -105,21 +106,20 @@ def run_benchmark(
         measured, skipped = run_on_node(measure_device, args, cpus=worker_cpus, gpus=gpus, what=what, fix=fix)
         rows += measured
         for line in skipped:
-            echo(f"benchmark: {dev} rows left out: {line}")
+            log.info(f"benchmark: {dev} rows left out: {line}")
     return with_speedups(pd.DataFrame(rows))
 
 
 def benchmark_experiment(
     exp_dir: Path,
     images: torch.Tensor,
-    echo: Callable[[str], None] = print,
     options: BenchmarkOptions | None = None,
     artifacts: dict[str, bytes] | None = None,
 ) -> pd.DataFrame:
     """Benchmark an experiment's best model on `images`; writes benchmark.csv/json/png beside its results.
     The default options are the quick benchmark at the end of a sweep."""
     state = load_checkpoint(Path(exp_dir) / BEST_MODEL_FILE)
-    frame = run_benchmark(state, images, options, artifacts, echo)
+    frame = run_benchmark(state, images, options, artifacts)
     sentences = crossover(frame)
     summary = {
         "images": len(images),
@@ -127,10 +127,10 @@ def benchmark_experiment(
         "crossover": sentences,
     }
     files = write_outputs(frame, Path(exp_dir), summary)
-    echo(format_table(frame))
+    log.info(format_table(frame))
     for sentence in sentences.values():
-        echo(sentence)
-    echo(f"benchmark: {', '.join(map(str, files))}")
+        log.info(sentence)
+    log.info(f"benchmark: {', '.join(map(str, files))}")
     return frame
 
 
@@ -141,7 +141,6 @@ def benchmark_named(
     dataset: str | None = None,
     size: int = 10_000,
     address: str | None = None,
-    echo: Callable[[str], None] = print,
 ) -> pd.DataFrame:
     """`tuner benchmark`: an experiment's best model on CIFAR-10's test split when the sweep used CIFAR-10, on
     `dataset` when given, else on synthetic images no trial trained on."""
@@ -149,7 +148,7 @@ def benchmark_named(
     checkpoint = exp.checkpoint()  # one-line error when there is nothing to benchmark
     spec = dataset or ("cifar10" if exp.dataset == "cifar10" else "synthetic")
     source, images = evaluation_images(spec, size, exp.settings.seed, exp.settings.data_dir)
-    echo(f"benchmark images: {len(images)} from {source}" + ("" if dataset or spec == "cifar10" else " (held out)"))
-    found = artifacts_of(checkpoint, images, options.artifacts, echo) if "artifacts" in options.kinds else {}
-    connect(address, echo)
-    return benchmark_experiment(exp.path, images, echo, options, found)
+    log.info(f"benchmark images: {len(images)} from {source}" + ("" if dataset or spec == "cifar10" else " (held out)"))
+    found = artifacts_of(checkpoint, images, options.artifacts) if "artifacts" in options.kinds else {}
+    connect(address)
+    return benchmark_experiment(exp.path, images, options, found)

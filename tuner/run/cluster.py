@@ -30,6 +30,8 @@ import ray
 from tuner.core.errors import ClusterError
 from tuner.run import ray_adapter
 
+log = logging.getLogger(__name__)
+
 CONNECT_TIMEOUT_S = float(os.environ.get("TUNER_CONNECT_TIMEOUT_S", "30"))
 START_TIMEOUT_S = 120.0
 RUN_TIMEOUT_S = 3600.0
@@ -83,7 +85,7 @@ def info() -> RayInfo:
     return RayInfo(_address, _alive_nodes())
 
 
-def connect(address: str | None = None, echo: Callable[[str], None] = print) -> RayInfo:
+def connect(address: str | None = None) -> RayInfo:
     """Start a private local Ray (no address, no RAY_ADDRESS) or join the cluster at `address`
     ("auto": the one running on this machine). Prints one line saying which."""
     global _address
@@ -102,7 +104,7 @@ def connect(address: str | None = None, echo: Callable[[str], None] = print) -> 
             ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
         _address = address
     found = info()
-    echo(found.describe())
+    log.info(found.describe())
     return found
 
 

@@ -120,7 +120,7 @@ def new_tuner(settings: SweepSettings, space: Any, trainable: Any, parallel: int
             # On a GPU a trial's start (a process, imports, data, CUDA) costs several epochs, so a new or resumed
             # trial takes over a finished one's worker. Not on CPUs: there a start is cheap, and a reused worker's
             # paused or stopped trial first trains one more epoch nobody reads (Ray's function trainables run one
-            # report ahead), which slowed the quick preset's epochs (README, quality for the CPU time).
+            # report ahead), which slowed the quick preset's epochs (docs/benchmarks.md, quality for the CPU time).
             reuse_actors=settings.gpus_per_trial > 0,
         ),
         run_config=tune.RunConfig(

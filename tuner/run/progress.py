@@ -17,9 +17,9 @@ as many at a time as fit, at the median epoch time measured so far.
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ from ray.tune import Callback
 from tuner.core import metrics
 from tuner.core.errors import first_line
 from tuner.results import record
+
+log = logging.getLogger(__name__)
 
 
 def duration(seconds: float) -> str:
@@ -50,12 +52,9 @@ def time_left(
 
 
 class SweepMonitor(Callback):
-    def __init__(
-        self, exp_dir: Path, num_samples: int, max_epochs: int, parallel: int, echo: Callable[[str], None] = print
-    ) -> None:
+    def __init__(self, exp_dir: Path, num_samples: int, max_epochs: int, parallel: int) -> None:
         self.exp_dir = Path(exp_dir)
         self.num_samples, self.max_epochs, self.parallel = num_samples, max_epochs, parallel
-        self.echo = echo
         self.started = time.time()
         self.epoch_seconds: list[float] = []
         self.epochs_done: dict[str, int] = {}  # unfinished trials: epochs reported
@@ -64,13 +63,11 @@ class SweepMonitor(Callback):
         self.paused = 0  # trials paused by the scheduler (tuner's ASHA, HyperBand), waiting at a rung
         self.resumed = False  # set by resume(): check the record against Ray's restored trials
 
-    def resume(
-        self, exp_dir: Path, echo: Callable[[str], None], trials: dict[str, record.TrialRecord] | None = None
-    ) -> None:
+    def resume(self, exp_dir: Path, trials: dict[str, record.TrialRecord] | None = None) -> None:
         """Point a monitor restored by Ray (from the pickled run config) at this run's directory and output,
         wherever the pickle says it was: the folder may have been copied or moved since. `trials`: the record
         as the resume already read it (read again if not given)."""
-        self.exp_dir, self.echo, self.started = Path(exp_dir), echo, time.time()
+        self.exp_dir, self.started = Path(exp_dir), time.time()
         trials = record.read(self.exp_dir) if trials is None else trials
         self.ended = sum(t.outcome is not None for t in trials.values())
         self.epochs_done = {t.trial_id: len(t.epochs) for t in trials.values() if t.outcome is None}
@@ -91,7 +88,7 @@ class SweepMonitor(Callback):
                 self.exp_dir, "end", trial_id, outcome=record.LOST, error="started after Ray's last saved state"
             )
             self.epochs_done.pop(trial_id)
-            self.echo(f"trial {trial_id} started after Ray's last saved state; its configuration runs again")
+            log.info(f"trial {trial_id} started after Ray's last saved state; its configuration runs again")
 
     def _prefix(self, trial: Any) -> str:
         return f"[{time.time() - self.started:6.0f}s] trial {trial.trial_id}"
@@ -110,12 +107,12 @@ class SweepMonitor(Callback):
         if result.get("epoch_time_s"):
             self.epoch_seconds.append(float(result["epoch_time_s"]))
         self.epochs_done[trial.trial_id] = int(result.get("epoch", 0))
-        self.echo(
+        log.info(
             f"{self._prefix(trial)} epoch {result.get('epoch', '?')}/{self.max_epochs}  {metrics.line(result)}"
             f" | {self._counts()} | {self._estimate()}"
         )
         if len(self.epoch_seconds) == 1:
-            self.echo(f"first epoch took {duration(self.epoch_seconds[0])}: {self._budget()}")
+            log.info(f"first epoch took {duration(self.epoch_seconds[0])}: {self._budget()}")
 
     def _counts(self) -> str:
         started = len(self.epochs_done)  # running or paused
@@ -152,9 +149,9 @@ class SweepMonitor(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._ended(trial, "terminated")
-        self.echo(f"{self._prefix(trial)} ended ({self._counts()})")
+        log.info(f"{self._prefix(trial)} ended ({self._counts()})")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         error = trial.get_error()
         self._ended(trial, "error", first_line(error, 200) if error else "")
-        self.echo(f"{self._prefix(trial)} failed: see {trial.local_path}/error.txt ({self._counts()})")
+        log.info(f"{self._prefix(trial)} failed: see {trial.local_path}/error.txt ({self._counts()})")

@@ -1,7 +1,8 @@
 """Every part of Ray Tune that tuner uses without Ray promising it, in one place, checked loudly.
 
 Ray's public API does not cover everything a resumable sweep needs: the configs a restored Tuner came back
-with, two HyperBand limits, the scheduler's metric, whether a trial is saving, three environment switches,
+with, two HyperBand limits, the scheduler's metric, whether a trial is saving, the MLflow callback's client and
+runs, three environment switches,
 three logger names and the files Ray writes into an experiment folder. Each is named here once, and each
 accessor fails with a TunerError naming the installed Ray version and what is missing, never with a silent
 default: a Ray upgrade that moves one of them stops the sweep in one line instead of changing what it does.
@@ -83,6 +84,16 @@ def set_scheduler_metric(scheduler: Any, metric: str | None) -> None:
     """Set a FIFOScheduler subclass's metric (read back through its public `metric` property)."""
     _private(scheduler, "_metric", "the scheduler's metric")
     scheduler._metric = metric or scheduler._metric
+
+
+def mlflow_client(callback: Any) -> Any:
+    """The MlflowClient behind Ray's MLflowLoggerCallback (its MLflow helper keeps it private)."""
+    return _private(_private(callback, "mlflow_util", "the MLflow callback's helper"), "_get_client", "its client")()
+
+
+def mlflow_trial_runs(callback: Any) -> dict[Any, str]:
+    """Ray's MLflowLoggerCallback's trial -> run id map, which a resume refills with the runs it continues."""
+    return _private(callback, "_trial_runs", "the MLflow callback's runs by trial")
 
 
 def is_saving(trial: Any) -> bool:

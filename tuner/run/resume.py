@@ -4,7 +4,7 @@
         settings, info, trials = check_resumable(exp_dir)   # refuses before any file changes
         tuner = restore(exp_dir, ray_path, trainable)       # Optuna's study: X's own optuna.db
         refill_deleted_checkpoints(exp_dir, unfinished)
-        reattach(tuner, exp_dir, trials, echo)              # the monitor and tuner's ASHA
+        reattach(tuner, exp_dir, trials)              # the monitor and tuner's ASHA
 
 An experiment folder is the user's: it may be copied, moved or renamed. Nothing here reads another
 experiment, whatever X's sweep.json says its name or storage was.
@@ -13,9 +13,10 @@ experiment, whatever X's sweep.json says its name or storage was.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from tuner.results import record
 from tuner.run import ray_adapter
 from tuner.search.schedulers import SCHEDULERS
 from tuner.search.settings import SETTINGS_FILE, SweepSettings, load_settings
+
+log = logging.getLogger(__name__)
 
 LOCK_FILE = ".tuner.lock"
 
@@ -127,20 +130,27 @@ def restore(exp_dir: Path, ray_path: str, trainable: Any) -> Any:
         ) from None
 
 
-def reattach(tuner: Any, exp_dir: Path, trials: dict[str, record.TrialRecord], echo: Callable[[str], None]) -> None:
+def reattach(tuner: Any, exp_dir: Path, trials: dict[str, record.TrialRecord]) -> None:
     """Point what Ray unpickled at this run: the monitor writes X's record and prints here, and tuner's ASHA,
     whose rungs Ray does not save, is rebuilt from the record."""
     from tuner.run.progress import SweepMonitor
     from tuner.run.schedulers.asha import PromotingASHA
+    from tuner.run.stoppers.plateau import PlateauStopper
+    from tuner.run.tracking import SweepMLflowCallback
 
-    for callback in ray_adapter.restored_run_config(tuner).callbacks or []:
+    run_config = ray_adapter.restored_run_config(tuner)
+    for callback in run_config.callbacks or []:
         if isinstance(callback, SweepMonitor):
-            callback.resume(exp_dir, echo, trials)
+            callback.resume(exp_dir, trials)
+        if isinstance(callback, SweepMLflowCallback):
+            callback.exp_dir = Path(exp_dir)  # its run ids live in this folder's mlflow.json
+    histories = {
+        t.trial_id: [float("nan") if e[METRIC] is None else e[METRIC] for e in t.epochs] for t in trials.values()
+    }
+    if isinstance(run_config.stop, PlateauStopper):
+        run_config.stop.restore(histories)
     trial_scheduler = ray_adapter.restored_scheduler(tuner)
     if isinstance(trial_scheduler, PromotingASHA):
-        histories = {
-            t.trial_id: [float("nan") if e[METRIC] is None else e[METRIC] for e in t.epochs] for t in trials.values()
-        }
         trial_scheduler.restore(histories, {t.trial_id for t in trials.values() if t.outcome is None})
 
 

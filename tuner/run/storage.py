@@ -1,8 +1,9 @@
 """Remote storage (`--storage s3://...`, `gs://`, `file://`): checked before anything is made, copied back after.
 
-    check_storage(settings, new=True)      # before Ray starts and before results/NAME is created
-    echo(where(settings, exp_dir))         # "results: s3://bucket/runs/NAME, copied to results/NAME ..."
-    echo(copy_back(settings, exp_dir))     # after the sweep, interrupted or not; never raises
+    check_storage(settings, new=True)        # before Ray starts and before results/NAME is created
+    log.info(where(settings, exp_dir))       # "results: s3://bucket/runs/NAME, copied to results/NAME ..."
+    log.info(copy_back(settings, exp_dir))   # after the sweep, interrupted or not; never raises
+    pull_ray_state(exp_dir)                  # before a resume: what a killed sweep never copied back
 
 With a URI, Ray writes the experiment there and tuner keeps its own files (sweep.json, state.json, the
 record, the Optuna study) and a copy of Ray's under results/NAME, where every other command reads. pyarrow
@@ -18,6 +19,7 @@ pyarrow's defaults.
 
 from __future__ import annotations
 
+import logging
 import urllib.parse
 import uuid
 from pathlib import Path
@@ -25,6 +27,8 @@ from typing import Any
 
 from tuner.core.errors import ExperimentExistsError, SettingsError, first_line
 from tuner.search.settings import SweepSettings
+
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 3.0
 REQUEST_TIMEOUT_S = 5.0  # a HEAD request; an endpoint that accepts and never answers costs ATTEMPTS times this
@@ -143,3 +147,19 @@ def copy_back(settings: SweepSettings, exp_dir: Path) -> str:
             "there, its checkpoints are not here yet: copy them when the storage answers, or --resume"
         )
     return f"copied {redact(source)} to {exp_dir}"
+
+
+def pull_ray_state(exp_dir: Path) -> None:
+    """Before a resume of a URI experiment: Ray's files from the URI into the local copy. A sweep that was
+    killed (SIGKILL, a lost machine) never copied them back, and the resume's checks read the local copy.
+    A folder whose settings cannot be read is left to those checks, which say so in one line."""
+    from tuner.core.errors import TunerError
+    from tuner.search.settings import load_settings
+
+    try:
+        settings, _ = load_settings(exp_dir)
+    except (OSError, ValueError, TypeError, TunerError):
+        return
+    if settings.remote_storage:
+        check_storage(settings, new=False)
+        log.info(copy_back(settings, exp_dir))

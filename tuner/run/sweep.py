@@ -15,7 +15,9 @@ trials.csv, history.csv and best.json.
 
 from __future__ import annotations
 
+import logging
 import shlex
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -29,12 +31,12 @@ from tuner.core.errors import ExperimentError, ExperimentExistsError, SettingsEr
 from tuner.learn.data import ImageSplits, TeacherData, check_spec, images_of, with_targets
 from tuner.results import record
 from tuner.results import tables as results
-from tuner.results.experiments import find_experiment, read_state, write_state
+from tuner.results.experiments import SPACE_COPY, find_experiment, read_state, running_where, write_state
 from tuner.run import tracking
 from tuner.run.cluster import RayInfo, check_fits, connect, slots
 from tuner.run.fit import new_tuner, quiet_ray, started_together, term_as_interrupt
-from tuner.run.fit import trial_dirname as _trial_dirname  # noqa: F401  (pickled sweeps of tuner 0.2 name it here)
-from tuner.run.pareto import teacher_speed
+from tuner.run.fit import trial_dirname as _trial_dirname  # noqa: F401  (tuner 0.1 pickled tuner.sweep.*)
+from tuner.run.pareto import retime_models, teacher_speed
 from tuner.run.progress import SweepMonitor
 from tuner.run.ray_adapter import own_optuna_study
 from tuner.run.resume import (
@@ -45,11 +47,13 @@ from tuner.run.resume import (
     restore,
     summary_line,
 )
-from tuner.run.storage import check_storage, copy_back, where
+from tuner.run.storage import check_storage, copy_back, pull_ray_state, where
 from tuner.run.trainable import train_trial
 from tuner.search.checks import check
 from tuner.search.settings import SweepSettings
 from tuner.search.spaces import load_space
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -65,8 +69,8 @@ class SweepOutcome:
         return f"tuner {verb} {shlex.quote(self.experiment_dir.name)}{where}"
 
 
-def _connect_and_check(settings: SweepSettings, address: str | None, echo: Callable[[str], None]) -> RayInfo:
-    found = connect(address, echo)
+def _connect_and_check(settings: SweepSettings, address: str | None) -> RayInfo:
+    found = connect(address)
     check_fits(
         found,
         settings.cpus_per_trial,
@@ -84,11 +88,11 @@ def _parallel(settings: SweepSettings, found: RayInfo) -> int:
     )
 
 
-def _data(settings: SweepSettings, dataset: str | None, echo: Callable[[str], None]) -> tuple[TeacherData, ImageSplits]:
+def _data(settings: SweepSettings, dataset: str | None) -> tuple[TeacherData, ImageSplits]:
     started = time.time()
     splits = images_of(settings, dataset)
     data = with_targets(splits)
-    echo(
+    log.info(
         f"data: {splits.source}, {len(splits.train)} train / {len(splits.val)} val images, "
         f"teacher targets ready in {time.time() - started:.1f}s"
     )
@@ -109,7 +113,6 @@ def _with_data(
 def run_sweep(
     settings: SweepSettings,
     trainable: Callable[..., None] = train_trial,
-    echo: Callable[[str], None] = print,
 ) -> SweepOutcome:
     """Run a new sweep to the end and summarise it. `trainable` is replaceable for tests."""
     exp_dir = settings.experiment_dir
@@ -125,12 +128,13 @@ def run_sweep(
         searcher=settings.searcher or space.searcher or "tpe",
         scheduler=settings.scheduler or space.scheduler or "asha",
     )
-    check(settings.searcher, settings.scheduler, space)
+    check(settings.searcher, settings.scheduler, space, settings.pareto)
     check_spec(settings.dataset)
     check_storage(settings, new=True)  # a URI storage that cannot be used fails here, before Ray
     trackers = tracking.callbacks(settings, exp_dir)  # an unreachable --mlflow fails here, before Ray
-    found = _connect_and_check(settings, settings.address, echo)
-    data, splits = _data(settings, None, echo)
+    found = _connect_and_check(settings, settings.address)
+    data, splits = _data(settings, None)
+    teacher = teacher_speed(settings) if settings.pareto else None  # a Ray worker: before the folder exists
     try:
         exp_dir.mkdir(parents=True)
     except FileExistsError:  # another sweep took the name while the data was being made
@@ -139,18 +143,27 @@ def run_sweep(
         ) from None
     except OSError as exc:
         raise SettingsError(f"cannot create {exp_dir} ({exc.strerror}); choose another --storage") from None
-    teacher = teacher_speed(settings, echo) if settings.pareto else None
-    settings.save(exp_dir, dataset_used=splits.source, search_space=str(space.path), teacher_speed=teacher)
     parallel = _parallel(settings, found)
-    monitor = SweepMonitor(exp_dir, settings.num_samples, settings.max_epochs, parallel, echo)
-    tuner = new_tuner(settings, space, _with_data(trainable, data, settings, teacher), parallel, [monitor, *trackers])
-    echo(
+    try:  # nothing is computed yet: a folder that fails here is removed, so the name can be used again
+        write_state(exp_dir, "running")  # a --resume started now is refused, not run beside this sweep
+        # The space file travels with the experiment, so a copied or moved folder still knows what it searched.
+        shutil.copyfile(space.path, exp_dir / SPACE_COPY)
+        # From here on a missing record means a damaged folder, not a sweep whose first trial is starting.
+        (exp_dir / record.RECORD_FILE).touch()
+        settings.save(exp_dir, dataset_used=splits.source, search_space=SPACE_COPY, teacher_speed=teacher)
+        monitor = SweepMonitor(exp_dir, settings.num_samples, settings.max_epochs, parallel)
+        trainable = _with_data(trainable, data, settings, teacher)
+        tuner = new_tuner(settings, space, trainable, parallel, [monitor, *trackers])
+    except BaseException:
+        shutil.rmtree(exp_dir, ignore_errors=True)
+        raise
+    log.info(
         f"sweep {settings.name!r}: {settings.num_samples} trials, up to {settings.max_epochs} epochs each, "
         f"{parallel} at a time; space {space.name} ({', '.join(p.name for p in space.params)}); "
         f"searcher {settings.searcher}, scheduler {settings.scheduler}{', plateau stopper' if settings.plateau else ''}"
     )
-    echo(where(settings, exp_dir))
-    return _fit_and_summarise(tuner, exp_dir, settings, parallel, splits.benchmark_images, echo)
+    log.info(where(settings, exp_dir))
+    return _fit_and_summarise(tuner, exp_dir, settings, parallel, splits.benchmark_images)
 
 
 def resume_sweep(
@@ -158,7 +171,6 @@ def resume_sweep(
     storage: str = RESULTS_DIR,
     address: str | None = None,
     trainable: Callable[..., None] = train_trial,
-    echo: Callable[[str], None] = print,
 ) -> SweepOutcome:
     """Continue an interrupted sweep: finished trials stay, unfinished ones continue from their last
     checkpoint, and the searcher's state and the number of trials asked for are restored. Everything is
@@ -168,30 +180,31 @@ def resume_sweep(
     with experiment_lock(exp_dir):
         state = read_state(exp_dir)
         if state == "finished":
-            echo(
+            log.info(
                 f"experiment {exp_dir.name!r} already finished; nothing to resume "
                 f"(see tuner results {shlex.quote(exp_dir.name)})"
             )
             return SweepOutcome(exp_dir, results.collect(exp_dir), interrupted=False)
         if state == "running":
             raise ExperimentError(
-                f"experiment {exp_dir.name!r} is still running in another process; wait for it or stop it first"
+                f"experiment {exp_dir.name!r} is still running in another process ({running_where(exp_dir)}); wait "
+                "for it or stop it; if that machine lost the process, delete its state.json and resume again"
             )
+        pull_ray_state(exp_dir)  # a URI experiment: Ray's files, which a killed sweep never copied back
         settings, info, trials = check_resumable(exp_dir)  # before any file changes
-        check_storage(settings, new=False)  # before Ray's own, unbounded, look at a URI storage
         tracking.check(settings.mlflow)
-        found = _connect_and_check(settings, address or settings.address, echo)
-        data, splits = _data(settings, info.get("dataset_used"), echo)
-        echo(summary_line(exp_dir, settings, trials))
-        echo(where(settings, exp_dir))
+        found = _connect_and_check(settings, address or settings.address)
+        data, splits = _data(settings, info.get("dataset_used"))
+        log.info(summary_line(exp_dir, settings, trials))
+        log.info(where(settings, exp_dir))
         # The folder found, never the path sweep.json was written at: the folder may be a copy, or moved.
         ray_path = settings.ray_experiment_path if settings.remote_storage else str(exp_dir)
         with quiet_ray():
             tuner = restore(exp_dir, ray_path, _with_data(trainable, data, settings, info.get("teacher_speed")))
         if not settings.remote_storage:  # after Ray's pickle has read, before Ray looks for checkpoints in fit()
             refill_deleted_checkpoints(exp_dir, [t.trial_id for t in trials.values() if t.outcome is None])
-        reattach(tuner, exp_dir, trials, echo)
-        return _fit_and_summarise(tuner, exp_dir, settings, _parallel(settings, found), splits.benchmark_images, echo)
+        reattach(tuner, exp_dir, trials)
+        return _fit_and_summarise(tuner, exp_dir, settings, _parallel(settings, found), splits.benchmark_images)
 
 
 def _fit_and_summarise(
@@ -200,7 +213,6 @@ def _fit_and_summarise(
     settings: SweepSettings,
     parallel: int,
     benchmark_images: Any,
-    echo: Callable[[str], None],
 ) -> SweepOutcome:
     """Run the tuner; whatever happens, write the tables of what exists and the experiment's state.
     Finished means: as many trials as asked for, each with an end in the record. A finished sweep then
@@ -214,15 +226,18 @@ def _fit_and_summarise(
         pass  # a second Ctrl-C: Ray stops at once; the record still says what ended, the state says interrupted
     finally:
         if settings.remote_storage:
-            echo(copy_back(settings, exp_dir))
+            log.info(copy_back(settings, exp_dir))
         trials = record.read(exp_dir)
         ended = sum(t.outcome is not None for t in trials.values())
         interrupted = ended < settings.num_samples
         write_state(exp_dir, "interrupted" if interrupted else "finished")
         summary = results.summarise(exp_dir)
         tracking.finish(exp_dir, interrupted)
+    if settings.pareto and not interrupted:
+        retime_models(settings, exp_dir)  # the figures a person reads, taken with nothing else running
+        summary = results.summarise(exp_dir)
     if settings.benchmark and not interrupted and (exp_dir / BEST_MODEL_FILE).is_file():
         from tuner.run.benchmark import benchmark_experiment
 
-        benchmark_experiment(exp_dir, benchmark_images, echo=echo)
+        benchmark_experiment(exp_dir, benchmark_images)
     return SweepOutcome(exp_dir, summary, interrupted)

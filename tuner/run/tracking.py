@@ -34,6 +34,7 @@ from ray.tune.logger import LoggerCallback
 
 from tuner.core.constants import BEST_MODEL_FILE
 from tuner.core.errors import SettingsError, first_line
+from tuner.run import ray_adapter
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class SweepMLflowCallback(LoggerCallback):
             saved["run_id"] = parent.info.run_id
             (self.exp_dir / RUN_FILE).write_text(json.dumps(saved, indent=2))
         else:  # resumed: the parent was ended as KILLED when the sweep was interrupted
-            util._get_client().update_run(saved["run_id"], status="RUNNING")
+            ray_adapter.mlflow_client(self._ray).update_run(saved["run_id"], status="RUNNING")
         self._ray.tags["mlflow.parentRunId"] = saved["run_id"]
 
     def _guard(self, method: Any, *args: Any, **kwargs: Any) -> None:
@@ -143,16 +144,16 @@ class SweepMLflowCallback(LoggerCallback):
     def _find_run(self, trial: Any) -> None:
         """On resume, the trial's run from before the interruption, if it had one."""
         util = self._ray.mlflow_util
-        client = util._get_client()
+        client = ray_adapter.mlflow_client(self._ray)
         parent = self._ray.tags["mlflow.parentRunId"]
         for run in client.search_runs([util.experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'"):
             if run.data.tags.get("trial_id") == trial.trial_id:
                 client.update_run(run.info.run_id, status="RUNNING")
-                self._ray._trial_runs[trial] = run.info.run_id
+                ray_adapter.mlflow_trial_runs(self._ray)[trial] = run.info.run_id
 
     def _start(self, trial: Any) -> None:
         self._ray.tags["trial_id"] = trial.trial_id
-        if self._resumed and trial not in self._ray._trial_runs:
+        if self._resumed and trial not in ray_adapter.mlflow_trial_runs(self._ray):
             self._find_run(trial)
         self._ray.log_trial_start(trial)
 

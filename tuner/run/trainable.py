@@ -35,6 +35,9 @@ def trial_device(gpus: float) -> str:
     return "cpu"
 
 
+SPEED_KEYS = ("images_per_s", "x_vs_teacher", "speed_time_s")
+
+
 def _speed(trainer: Trainer, device: str, teacher: dict[str, Any]) -> dict[str, float]:
     """What a --pareto trial reports besides its losses: its model's inference speed on this trial's device and
     threads, against the teacher applied image by image there (measured once per sweep, `teacher`)."""
@@ -56,15 +59,21 @@ def train_trial(config: dict[str, Any], data: TeacherData, teacher_speed: dict[s
     model_cfg, train_cfg = split_config(config)
     trainer = Trainer(model_cfg, train_cfg, data, device=trial_device(resources.get("GPU", 0)))
 
-    checkpoint = tune.get_checkpoint()
+    checkpoint, saved = tune.get_checkpoint(), {}
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
-            trainer.load_state_dict(load_checkpoint(d))
+            saved = load_checkpoint(d)
+        trainer.load_state_dict(saved)
 
     node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran it, for trials.csv
     # A model's speed depends on its shape, not its weights: measured once, before training, so that a trial
-    # the scheduler stops after any epoch still gives the searcher both objectives.
-    speed = _speed(trainer, trainer.device.type, teacher_speed) if teacher_speed else {}
+    # the scheduler stops after any epoch still gives the searcher both objectives. A trial restarted from its
+    # checkpoint (after a pause at a rung, a retry, a resume) keeps the figure it measured first.
+    speed = {}
+    if teacher_speed:
+        last = saved.get("metrics", {})
+        kept = {k: last[k] for k in SPEED_KEYS if k in last}
+        speed = kept if len(kept) == len(SPEED_KEYS) else _speed(trainer, trainer.device.type, teacher_speed)
     for metrics in trainer.epochs():
         metrics.update(node_id=node_id, **speed)
         if metrics["diverged"]:

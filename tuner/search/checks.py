@@ -15,8 +15,18 @@ if TYPE_CHECKING:
 PBT_MUTABLE = ("lr", "weight_decay")
 
 
-def check(searcher: str, scheduler: str, space: SearchSpace) -> None:
-    """One line, before anything starts, for a searcher or scheduler that cannot run this space."""
+def check(searcher: str, scheduler: str, space: SearchSpace, pareto: bool = False) -> None:
+    """One line, before anything starts, for a searcher or scheduler that cannot run this space (or, with
+    `pareto`, two objectives)."""
+    if pareto and not SEARCHERS[searcher].multi_objective:
+        raise SettingsError(
+            f"--searcher {searcher} searches one objective, and --pareto asks for two; use --searcher tpe or nsga2"
+        )
+    if pareto and SCHEDULERS[scheduler].pbt_like:
+        raise SettingsError(
+            f"--scheduler {scheduler} proposes configurations itself and cannot search --pareto's two objectives; "
+            "use --scheduler asha"
+        )
     # The names themselves were checked with the flags (settings) or the space file (spaces).
     choices = [p.name for p in space.params if p.type == "choice"]
     if SEARCHERS[searcher].numeric_only and choices:

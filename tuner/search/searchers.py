@@ -17,6 +17,7 @@ class SearcherEntry:
     sampler: Callable[[int, int], Any]  # (seed, trials asked for) -> an optuna.samplers.BaseSampler
     numeric_only: bool  # cannot search choice parameters
     help: str
+    multi_objective: bool = True  # can search --pareto's two objectives
 
 
 def _startup(num_samples: int) -> int:
@@ -66,7 +67,7 @@ SEARCHERS: dict[str, SearcherEntry] = {
     for s in (
         SearcherEntry("tpe", _tpe, False, "Optuna's TPE (the default)"),
         SearcherEntry("random", _random, False, "random sampling"),
-        SearcherEntry("cmaes", _cmaes, True, "Optuna's CMA-ES (numeric parameters only)"),
+        SearcherEntry("cmaes", _cmaes, True, "Optuna's CMA-ES (numeric parameters only)", multi_objective=False),
         SearcherEntry("gp", _gp, False, "Optuna's Gaussian-process sampler"),
         SearcherEntry("qmc", _qmc, False, "quasi-Monte Carlo (scrambled Sobol)"),
         SearcherEntry("nsga2", _nsga2, False, "Optuna's NSGA-II, a genetic search for --pareto's two objectives"),

@@ -27,7 +27,7 @@ SETTINGS_FILE = "sweep.json"
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(
         dataset="auto",
-        num_samples=3,  # a 4th trial waits for a free core and adds its start and an epoch: ~66 s, not ~48 s
+        num_samples=3,  # a 4th trial waits for a free core, adding a start and an epoch (docs/benchmarks.md)
         max_epochs=3,
         grace_period=1,
         reduction_factor=2,
@@ -99,7 +99,7 @@ class SweepSettings:
     max_epochs: int = 3
     grace_period: int = 1
     # ASHA keeps the top quarter at each rung; a trial stops after 3 epochs without a 1% gain. Chosen with
-    # benchmarks/replay_stopping.py: the only ones that kept FIFO's best in every seed (README, early stopping).
+    # benchmarks/replay_stopping.py: the only ones that kept FIFO's best in every seed (docs/benchmarks.md).
     reduction_factor: int = 4
     patience: int = 3
     min_delta: float = 0.01

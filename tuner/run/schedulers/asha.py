@@ -2,8 +2,8 @@
 
 Ray's ASHAScheduler decides the moment a trial reports at a rung, against whoever reported there before.
 The first trial at a rung has no one to lose to, so it always goes on; on a 2-core machine the first two
-trials of a sweep hold both cores to the last epoch while the rest wait, however poor they are (measured:
-41 % of FIFO's epochs, against 20 % here; README, early stopping).
+trials of a sweep hold both cores to the last epoch while the rest wait, however poor they are (measured
+in docs/benchmarks.md, early stopping).
 
 This is ASHA as Li et al. describe it (MLSys 2020, "A System for Massively Parallel Hyperparameter
 Tuning", Algorithm 2), on Ray Tune's scheduler API. A trial reaching a rung goes on only if it is among the

@@ -15,7 +15,7 @@ class FinishingHyperBand(HyperBandScheduler):
     HyperBand pauses a trial that reaches its bracket's milestone until the others get there. At the
     last milestone our trainable has already returned; if the bracket ends while that pause is still
     being saved, Ray's cleanup skips the trial (it is not PAUSED yet), and the sweep then waits forever
-    on a paused trial nothing resumes (seen once in six 4-trial sweeps). A trial at max_t is done: stop it.
+    on a paused trial nothing resumes (seen in 4-trial sweeps; docs/design.md). A trial at max_t is done: stop it.
     """
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:

@@ -35,18 +35,33 @@ class PlateauStopper(Stopper):
         if mode not in metrics.DIRECTIONS:
             raise ValueError(f"mode must be one of {metrics.DIRECTIONS}, got {mode!r}")
         self.metric, self.patience, self.min_delta, self.mode = metric, patience, min_delta, mode
-        self._history: dict[str, list[float]] = defaultdict(list)
+        # By epoch, not by report: a trial retried from its checkpoint, or given another's by PBT, reports an
+        # epoch again, and a repeat must replace the value, not count as an epoch without improvement.
+        self._history: dict[str, dict[int, float]] = defaultdict(dict)
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         if is_non_finite(result, self.metric):
             return True
         history = self._history[trial_id]
-        history.append(float(result[self.metric]))
-        return is_plateau(history, self.patience, self.min_delta, self.mode)
+        history[int(result.get("epoch", len(history) + 1))] = float(result[self.metric])
+        return is_plateau([history[e] for e in sorted(history)], self.patience, self.min_delta, self.mode)
+
+    def restore(self, histories: dict[str, list[float]]) -> None:
+        """Each trial's values by epoch, from tuner's record, when a sweep resumes: Ray pickles the stopper as
+        it was at its last save, which can be epochs behind the record."""
+        for trial_id, values in histories.items():
+            self._history[trial_id] = dict(enumerate(values, start=1))
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # A stopper pickled by an older tuner (a sweep being resumed) has no mode: its metric was the loss.
+        # A stopper pickled by an older tuner (a sweep being resumed) has no mode (its metric was the loss) and
+        # its history as one list per trial.
+        history = state.get("_history", {})
+        state = {**state, "_history": defaultdict(dict, {k: _by_epoch(v) for k, v in history.items()})}
         self.__dict__.update({"mode": MODE, **state})
 
     def stop_all(self) -> bool:
         return False
+
+
+def _by_epoch(values: list[float] | dict[int, float]) -> dict[int, float]:
+    return dict(values) if isinstance(values, dict) else dict(enumerate(values, start=1))
