@@ -151,6 +151,8 @@ def test_fit_restores_environment_logger_levels_and_signal_handlers(monkeypatch)
     monkeypatch.setenv(ray_adapter.MAX_PENDING_TRIALS, "7")  # the user's value stays
     logging.getLogger("ray.tune").setLevel(logging.DEBUG)
     before_term = signal.getsignal(signal.SIGTERM)
+    # Ctrl-C's handler as in a fresh `tuner` process (an in-process Ray of an earlier test may have replaced it).
+    before_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     with fit.quiet_ray(), fit.started_together(3), fit.term_as_interrupt():
         assert os.environ[ray_adapter.NEW_OUTPUT] == "0" and os.environ[ray_adapter.MAX_PENDING_TRIALS] == "7"
         assert logging.getLogger("ray.tune").level == logging.ERROR
@@ -159,6 +161,7 @@ def test_fit_restores_environment_logger_levels_and_signal_handlers(monkeypatch)
     assert ray_adapter.NEW_OUTPUT not in os.environ and os.environ[ray_adapter.MAX_PENDING_TRIALS] == "7"
     assert logging.getLogger("ray.tune").level == logging.DEBUG
     assert signal.getsignal(signal.SIGTERM) == before_term
+    signal.signal(signal.SIGINT, before_int)
     monkeypatch.delenv(ray_adapter.MAX_PENDING_TRIALS)
     with fit.started_together(3):
         assert os.environ[ray_adapter.MAX_PENDING_TRIALS] == "3"

@@ -130,7 +130,8 @@ def plot(trials: pd.DataFrame, teacher: dict[str, Any], path: Any) -> None:
         ax.axvline(float(teacher[key]), color="black", ls=style, lw=1, label=f"{label}: {float(teacher[key]):,.0f}/s")
     ax.set(
         xscale="log",
-        xlabel=f"inference images/s on {teacher['device']} ({teacher['threads']} threads)",
+        xlabel=f"inference images/s on {teacher['device']} ({teacher['threads']} thread"
+        f"{'s' * (teacher['threads'] != 1)})",
         ylabel="validation PSNR (dB)",
         title="fidelity against speed: every trial, and the front",
     )

@@ -39,7 +39,7 @@ from tuner.inference.timing import flops_per_image, measure_device
 from tuner.learn.checkpoints import load_checkpoint, model_from_state
 from tuner.learn.data import evaluation_images
 from tuner.results.experiments import load_experiment
-from tuner.run.cluster import RayInfo, connect, info, run_on_node
+from tuner.run.cluster import RayInfo, check_fits, connect, info, run_on_node
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ def _check_memory(plan: Plan, checkpoint: dict[str, Any], images: torch.Tensor, 
     per_image = bytes_per_image(model_from_state(checkpoint))
     fixed = len(images) * images[0].numel() * 4  # the image set, on the device as float32
     for dev, cpus, gpus, what, fix in plan:
+        check_fits(info(), cpus, gpus, what, fix)  # a worker no node can hold is the first thing to say
         if dev == "cpu":
             # Ray's "memory" resource: what the node had for tasks when Ray started there, object store left out.
             nodes = [n for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0) >= cpus]
