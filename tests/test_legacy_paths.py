@@ -4,15 +4,10 @@ interrupted with one of its two trials finished."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import pickle
 import shutil
 from pathlib import Path
-
-import pandas as pd
-import pytest
-from test_ray_bounds import env_with, ray_tmp, tuner  # noqa: F401  (ray_tmp is a fixture)
 
 import tuner as tuner_package
 from tuner.core.legacy_paths import LEGACY_MODULES
@@ -32,12 +27,6 @@ class _Recording(pickle.Unpickler):
         if module.split(".")[0] == "tuner":
             self.names.add((module, name))
         return super().find_class(module, name)
-
-
-def _digest(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()
-    }
 
 
 def test_every_old_path_the_fixture_pickles_resolves(tmp_path):
@@ -61,19 +50,4 @@ def test_every_old_path_the_fixture_pickles_resolves(tmp_path):
             importlib.import_module(home)
 
 
-@pytest.mark.slow
-def test_a_tuner_0_1_experiment_resumes_to_the_end(ray_tmp, tmp_path):  # noqa: F811
-    before = _digest(FIXTURE)
-    exp = tmp_path / "results" / "legacy"
-    shutil.copytree(FIXTURE, exp)
-    done = tuner("sweep", "--resume", "legacy", "--no-benchmark", env=env_with(ray_tmp), cwd=tmp_path)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "resuming 'legacy': 1 of 2 trials finished, 1 to continue" in done.stdout
-    trials = pd.read_csv(exp / "trials.csv")
-    history = pd.read_csv(exp / "history.csv")
-    assert len(trials) == 2 and (trials["status"] == "completed").all() and (trials["epochs"] == 3).all()
-    assert not history.duplicated(["trial_id", "epoch"]).any()
-    assert all((exp / c).is_file() for c in trials["checkpoint"])  # nothing points at /tmp/legacyfx any more
-    assert "legacyfx" not in (exp / "best.json").read_text()
-    assert _digest(FIXTURE) == before
-    assert not Path("/tmp/legacyfx").exists()
+# The fixture resumed to the end, copied and moved: tests/test_relocation.py.

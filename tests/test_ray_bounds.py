@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sweep_helpers import ctrl_c_when_one_is_done
+from sweep_helpers import wait_for_one_done_and_one_running
 
 from tuner.results import record
 
@@ -130,8 +130,10 @@ def test_resources_no_node_has_are_refused_at_once(ray_tmp, tmp_path, made_exper
     assert "--device gpu asks for a GPU, but no node of this Ray has one" in last_line(done)
 
 
-def test_ctrl_c_interrupts_and_resume_runs_exactly_what_is_left_without_rays_loggers(ray_tmp, tmp_path):
-    """With Ray's automatic loggers off, as many users run: Ctrl-C after one of two trials ended, then resume."""
+def test_sigterm_twice_interrupts_and_resume_runs_exactly_what_is_left_without_rays_loggers(ray_tmp, tmp_path):
+    """With Ray's automatic loggers off, as many users run: `kill PID` (what a job scheduler sends) after one of
+    two trials ended, and again before the sweep has stopped; it ends as Ctrl-C does (no native stack dump, the
+    resume hint, the state interrupted), then the resume runs exactly what is left. Ctrl-C itself: the next test."""
     env = env_with(ray_tmp, TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1")
     exp = tmp_path / "results" / "cc"
     argv = [
@@ -146,9 +148,18 @@ def test_ctrl_c_interrupts_and_resume_runs_exactly_what_is_left_without_rays_log
     proc = subprocess.Popen(
         argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
-    ctrl_c_when_one_is_done(proc, exp, 240)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out[-2000:] + err[-2000:]
+    try:
+        wait_for_one_done_and_one_running(proc, exp, 240)
+        proc.send_signal(signal.SIGTERM)  # the driver only, as `kill PID` does
+        time.sleep(0.3)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode in (130, 143), out[-2000:] + err[-2000:]
+    assert "SIGTERM received" not in err and "*** " not in err, err[-2000:]
     assert "continue with  tuner sweep --resume cc" in out
     assert json.loads((exp / "state.json").read_text())["state"] == "interrupted"
     assert not [line for line in err.splitlines() if "WARNING" in line or "Error" in line], err
