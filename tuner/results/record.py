@@ -166,8 +166,3 @@ def read(exp_dir: Path) -> dict[str, TrialRecord]:
     if damage:
         raise RecordError(damage[0].message(exp_dir, more=len(damage) - 1))
     return trials
-
-
-def unfinished(exp_dir: Path) -> list[str]:
-    """Trials that started but have no end: what an interruption left running."""
-    return [t.trial_id for t in read(exp_dir).values() if t.outcome is None]
