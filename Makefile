@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
+# The slow tests mostly wait on process starts (Ray, trial workers, servers): two workers keep both cores busy.
+# TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
 
 .PHONY: sweep test test-fast lint format benchmark benchmark-gpu benchmark-stopping clean
 
@@ -20,7 +23,7 @@ sweep: $(STAMP)
 	$(BIN)/tuner sweep --preset quick --name $${NAME:-default-$$(date +%Y%m%d-%H%M%S)} $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal $(ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)

@@ -83,10 +83,11 @@ def _few_threads():
 
 @pytest.fixture(scope="session")
 def ray_local():
-    """A real local Ray instance, started once for the whole test session."""
+    """A real local Ray instance of this test process's own, started once for its session: with two pytest
+    workers (make test), each has one, and neither joins the other's through the temp dir's cluster record."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 
@@ -180,3 +181,13 @@ def s3_bucket(s3_server, s3_env, request) -> str:
     name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + f"-{uuid.uuid4().hex[:8]}"
     boto3.client("s3", endpoint_url=f"http://{s3_server}").create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> str:
+    """A real MLflow tracking server (SQLite store) on 127.0.0.1 for the session; its URL."""
+    pytest.importorskip("mlflow")
+    from mlflow_helpers import serve
+
+    with serve(tmp_path_factory.mktemp("mlflow")) as url:
+        yield url

@@ -1,10 +1,13 @@
 """Export formats from their one registry, and bad input to export, evaluate and benchmark in one line each.
 
 Fast, no Ray, but the benchmark's batch sizes, which are checked against the memory of the Ray node they
-would run on (slow: real Ray in a child process with a RAY_TMPDIR of its own).
+would run on (slow: real Ray in a child process with a RAY_TMPDIR of its own), and its workers against the
+nodes (slow: the test session's Ray).
 """
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from test_bad_input import copy, one_line  # noqa: F401  (copy is a fixture)
@@ -12,8 +15,8 @@ from test_ray_bounds import env_with, last_line, ray_tmp, tuner  # noqa: F401  (
 
 import tuner as package
 from tuner.cli.main import main
-from tuner.core.errors import CheckpointError, SettingsError
-from tuner.inference.benchmark import GIB, bytes_per_image, check_memory
+from tuner.core.errors import CheckpointError, ClusterError, SettingsError
+from tuner.inference.benchmark import GIB, BenchmarkOptions, bytes_per_image, check_memory
 from tuner.inference.export import export_model, max_abs_diff
 from tuner.inference.formats import CHECKPOINT, FORMATS, format_of, load_exported
 from tuner.learn.checkpoints import load_model_file
@@ -100,3 +103,20 @@ def test_benchmark_batches_larger_than_the_node_are_refused_before_timing(made_e
     assert 1 <= most < 100_000_000, line  # what fits here (65,536 does not on 24 GiB: the fast tests above)
     assert "pass --batch-sizes of at most" in line and "Traceback" not in done.stderr
     assert not (made_experiment / "benchmark.csv").exists()  # nothing was timed, nothing written
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "options, says",
+    [
+        (BenchmarkOptions(device="cpu", cpus=64), "the CPU benchmark worker asks for 64 CPUs"),
+        (BenchmarkOptions(device="gpu"), "--device gpu asks for a GPU, but no node of this Ray has one"),
+    ],
+)
+def test_benchmark_workers_no_node_can_hold_are_refused_at_once(made_experiment, ray_local, options, says):
+    """Ray would wait forever for them. (The sweep's trials: tests/test_cluster.py, on two nodes.)"""
+    from tuner.run.benchmark import benchmark_named
+
+    with pytest.raises(ClusterError, match=re.escape(says)):
+        benchmark_named(str(made_experiment), options, size=64)
+    assert not (made_experiment / "benchmark.csv").exists()

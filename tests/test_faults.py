@@ -1,4 +1,7 @@
-"""Resume and faults, with real Ray (slow): SIGKILL then --resume, a trial that raises, a finished resume."""
+"""Resume and faults, with real Ray (slow): SIGKILL then --resume, a trial that raises, a finished resume.
+
+Storage at a URI (Ray writes there, tuner keeps a local copy and resumes from it) is tests/test_s3.py's, against
+a real S3 server."""
 
 from __future__ import annotations
 
@@ -165,36 +168,3 @@ def test_a_raising_trial_recovers_from_its_checkpoint_and_a_hopeless_one_is_an_e
 
     with pytest.raises(ExperimentError, match="no experiment 'nope'"):
         resume_sweep("nope", storage=str(tmp_path))
-
-
-def test_uri_storage_writes_there_and_keeps_a_local_copy(tmp_path):
-    remote = tmp_path / "bucket"
-    argv = [
-        *SWEEP,
-        "--name",
-        "remote",
-        "--storage",
-        f"file://{remote}",
-        "--num-samples",
-        "2",
-        "--max-epochs",
-        "1",
-        "--grace-period",
-        "1",
-        "--train-size",
-        "64",
-    ]
-    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert list(remote.joinpath("remote").glob("experiment_state-*.json"))  # Ray wrote to the URI
-    local = tmp_path / "results" / "remote"
-    trials = pd.read_csv(local / "trials.csv")
-    assert len(trials) == 2 and all((local / c).is_file() for c in trials["checkpoint"])
-    again = subprocess.run(
-        [sys.executable, "-m", "tuner", "sweep", "--resume", "remote", "--storage", f"file://{remote}"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert again.returncode == 0 and "nothing to resume" in again.stdout

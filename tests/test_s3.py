@@ -2,7 +2,9 @@
 
 The bad-storage tests run the CLI in this process and stop before Ray: one line, exit 2, nothing made. The
 end-to-end test runs the CLI in child processes with their own RAY_TMPDIR, as tests/test_ray_bounds.py does:
-a sweep interrupted with Ctrl-C, resumed from the bucket, then read and exported from the local copy.
+a sweep tracked on a real MLflow server (conftest's mlflow_server), interrupted with Ctrl-C, resumed from the
+bucket, then read and exported from the local copy. One sweep serves both servers, as a team's
+set-up would, and the suite keeps its time budget.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import boto3
 import pandas as pd
 import pytest
+from mlflow_helpers import api, runs_of, val_loss_history
 from sweep_helpers import wait_for_one_done_and_one_running
 from test_ray_bounds import env_with, ray_tmp, tuner  # noqa: F401  (ray_tmp is a fixture)
 
@@ -108,13 +112,21 @@ def test_an_endpoint_that_never_answers_gives_up_in_one_line(capsys, tmp_path, m
 
 
 @pytest.mark.slow
-def test_a_sweep_on_s3_is_interrupted_resumed_read_and_exported(ray_tmp, tmp_path, s3_server, s3_bucket):  # noqa: F811
+def test_a_tracked_sweep_on_s3_is_interrupted_resumed_read_and_exported(
+    ray_tmp,  # noqa: F811
+    tmp_path,
+    s3_server,
+    s3_bucket,
+    mlflow_server,
+):
+    """A team's set-up: results in a bucket, every trial a run on the tracking server. Ctrl-C after one of two
+    trials, then --resume: the bucket and the server each continue what they had, and nothing is run twice."""
     storage = uri(s3_bucket, s3_server)
     env = env_with(ray_tmp)  # with s3_env's fake credentials: the children run Ray, its workers write to S3
     exp = tmp_path / "results" / "remote"
     argv = [sys.executable, "-m", "tuner", "sweep", "--name", "remote", "--storage", storage, "--dataset", "synthetic"]
     argv += "--num-samples 2 --max-epochs 3 --grace-period 3 --patience 3 --train-size 1024 --val-size 64".split()
-    argv += ["--concurrency", "1"]
+    argv += ["--concurrency", "1", "--mlflow", mlflow_server]
     proc = subprocess.Popen(
         argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
@@ -128,22 +140,50 @@ def test_a_sweep_on_s3_is_interrupted_resumed_read_and_exported(ray_tmp, tmp_pat
     assert f"results: {remote}, copied to {exp}" in out and f"copied {remote} to {exp}" in out
     assert "continue with  tuner sweep --resume remote" in out
     assert json.loads((exp / "state.json").read_text())["state"] == "interrupted"
+    assert json.loads((exp / "sweep.json").read_text())["mlflow"] == mlflow_server
     assert (exp / "tuner.pkl").is_file()  # Ray's state, copied back from the bucket
     in_bucket = keys(s3_server, s3_bucket)
     assert "runs/remote/tuner.pkl" in in_bucket and any("/checkpoint_" in k for k in in_bucket), in_bucket
+    parent, children = runs_of(mlflow_server, "remote")
+    assert parent["info"]["status"] == "KILLED"
+    assert sorted(r["info"]["status"] for r in children) == ["FINISHED", "KILLED"]
 
     resumed = tuner("sweep", "--resume", "remote", "--no-benchmark", env=env, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     assert "resuming 'remote': 1 of 2 trials finished, 1 to continue" in resumed.stdout
     assert f"results: {remote}" in resumed.stdout
+    assert "MLflow" not in resumed.stderr, resumed.stderr[-2000:]  # no warning: tracking never stopped
     trials = pd.read_csv(exp / "trials.csv")
     history = pd.read_csv(exp / "history.csv")
     assert len(trials) == 2 and (trials["status"] == "completed").all() and (trials["epochs"] == 3).all()
     assert not history.duplicated(["trial_id", "epoch"]).any()
     assert json.loads((exp / "state.json").read_text())["state"] == "finished"
+    tracked_like_the_tables(mlflow_server, parent, trials, history, exp / "best_model.pt")
 
     shown = tuner("results", "remote", env=env, cwd=tmp_path)
     assert shown.returncode == 0 and "completed" in shown.stdout, shown.stderr[-2000:]
     exported = tuner("export", "remote", "--out", tmp_path / "out", env=env, cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr[-2000:]
     assert any((tmp_path / "out").iterdir())
+
+
+def tracked_like_the_tables(url: str, parent: dict, trials: pd.DataFrame, history: pd.DataFrame, best: Path) -> None:
+    """The resume went on in the same parent run, with one finished run per trial holding what the tables hold,
+    and the best model as the parent's artifact."""
+    again, children = runs_of(url, "remote")
+    assert again["info"]["run_id"] == parent["info"]["run_id"] and again["info"]["status"] == "FINISHED"
+    assert again["info"]["run_name"] == "remote" and again["tags"]["sweep"] == "remote"
+    assert sorted(r["tags"]["trial_id"] for r in children) == sorted(trials["trial_id"])  # one run per trial
+    for run in children:
+        trial_id = run["tags"]["trial_id"]
+        assert run["info"]["status"] == "FINISHED"
+        assert run["tags"]["sweep"] == "remote" and run["tags"]["mlflow.parentRunId"] == parent["info"]["run_id"]
+        row = trials[trials["trial_id"] == trial_id].iloc[0]
+        assert float(run["params"]["lr"]) == pytest.approx(row["config/lr"])
+        assert run["params"]["max_epochs"] == "3"
+        epochs = history[history["trial_id"] == trial_id].sort_values("epoch")
+        logged = val_loss_history(url, run["info"]["run_id"])
+        assert sorted(logged) == list(epochs["epoch"])
+        assert [logged[e] for e in epochs["epoch"]] == pytest.approx(list(epochs["val_loss"]))
+    files = api(url, "artifacts/list", run_id=parent["info"]["run_id"]).get("files", [])
+    assert [(f["path"], int(f["file_size"])) for f in files] == [("best_model.pt", best.stat().st_size)]

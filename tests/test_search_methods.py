@@ -178,8 +178,10 @@ def test_every_scheduler_runs_a_sweep_and_names_what_it_stopped(tmp_path, ray_lo
 
 @pytest.mark.slow
 def test_pbt_exploits_checkpoints_and_explores_lr_and_weight_decay(tmp_path, ray_local):
+    # Two trials side by side: at each epoch the worse one takes the better one's checkpoint. Every exploit
+    # restarts a trial's worker process, which is most of this test's time.
     outcome = _sweep(
-        tmp_path, "pbt", searcher="random", scheduler="pbt", num_samples=4, max_epochs=4, grace_period=1, patience=4
+        tmp_path, "pbt", searcher="random", scheduler="pbt", num_samples=2, max_epochs=3, grace_period=1, patience=4
     )
     assert not outcome.interrupted
     trials = record.read(outcome.experiment_dir)

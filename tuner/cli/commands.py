@@ -16,14 +16,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     # Flags are checked before Ray is even imported: a refusal comes at once.
     settings = None if args.resume else settings_from(args)
     from tuner.results.tables import leaderboard, render
+    from tuner.run.cluster import disconnect
     from tuner.run.fit import term_as_interrupt
     from tuner.run.sweep import resume_sweep, run_sweep
 
     with term_as_interrupt():  # SIGTERM ends a sweep as Ctrl-C does (and again around Ray's fit)
-        if args.resume:
-            outcome = resume_sweep(args.resume, args.storage or RESULTS_DIR, args.address)
-        else:
-            outcome = run_sweep(settings)
+        try:
+            if args.resume:
+                outcome = resume_sweep(args.resume, args.storage or RESULTS_DIR, args.address)
+            else:
+                outcome = run_sweep(settings)
+        finally:
+            disconnect()  # before the tables are printed: a SIGTERM after this is a plain Ctrl-C
     summary = outcome.summary
     print()
     if summary is not None and summary.best is not None:
@@ -113,6 +117,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     from tuner.inference.benchmark import QUICK, BenchmarkOptions
     from tuner.inference.variants import KINDS
     from tuner.run.benchmark import benchmark_named
+    from tuner.run.cluster import disconnect
 
     options = BenchmarkOptions(
         device=args.device,
@@ -122,7 +127,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         kinds=QUICK if args.quick else KINDS,
         artifacts=tuple(args.artifact or ()),
     )
-    benchmark_named(args.experiment, options, args.storage, args.dataset, args.size, args.address)
+    try:
+        benchmark_named(args.experiment, options, args.storage, args.dataset, args.size, args.address)
+    finally:
+        disconnect()
     return 0
 
 

@@ -32,7 +32,7 @@ import ray
 import torch
 
 from tuner.core.constants import BEST_MODEL_FILE, RESULTS_DIR
-from tuner.core.errors import TunerError
+from tuner.core.errors import ClusterError
 from tuner.inference.benchmark import BenchmarkOptions, artifacts_of, bytes_per_image, check_memory, free_gpu_memory
 from tuner.inference.table import crossover, format_table, with_speedups, write_outputs
 from tuner.inference.timing import flops_per_image, measure_device
@@ -57,7 +57,7 @@ def _plan(found: RayInfo, options: BenchmarkOptions) -> Plan:
         if any(n.gpus >= 1 for n in found.nodes):
             plan.append(("cuda", 1, 1, "the GPU benchmark worker", "free a GPU"))
         elif options.device == "gpu":
-            raise TunerError(
+            raise ClusterError(
                 "--device gpu asks for a GPU, but no node of this Ray has one; use --device cpu, "
                 "or --address a cluster with a GPU node"
             )

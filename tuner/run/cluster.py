@@ -2,6 +2,7 @@
 
     info = connect(None)                  # a private local instance: "ray: local instance, 2 CPUs, 0 GPUs"
     info = connect("10.0.0.5:6379")       # an existing cluster, reached within CONNECT_TIMEOUT_S or a one-line error
+    disconnect()                          # Ray ended before the interpreter's exit, signal handlers as before
     check_fits(info, cpus=4, gpus=0, what="each trial", fix="lower --cpus-per-trial")
     rows = run_on_node(measure, args, cpus=2, gpus=0, what="the CPU benchmark")
 
@@ -18,9 +19,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +81,7 @@ def _alive_nodes() -> tuple[Node, ...]:
 
 
 _address: str | None = None  # the cluster connect() joined; None for a local instance
+_sigterm_before: Any = None  # the SIGTERM handler ray.init replaced with its own; disconnect() puts it back
 
 
 def info() -> RayInfo:
@@ -92,6 +96,8 @@ def connect(address: str | None = None) -> RayInfo:
     # Trial output goes to each trial's files; the driver prints our own progress lines instead.
     os.environ.setdefault(ray_adapter.SYNC_WARNING_THRESHOLD, "0")
     if not ray.is_initialized():
+        global _sigterm_before
+        _sigterm_before = signal.getsignal(signal.SIGTERM)
         address = address or os.environ.get("RAY_ADDRESS") or None
         if address is None:
             # A private instance needs no warning about how other machines would authenticate to it.
@@ -106,6 +112,23 @@ def connect(address: str | None = None) -> RayInfo:
     found = info()
     log.info(found.describe())
     return found
+
+
+def disconnect() -> None:
+    """End this process's part in Ray now, not at Python's exit, and put back the SIGTERM handler that was there
+    before connect(). Ray's own handler raises SystemExit wherever the signal lands: inside ray.shutdown() (a
+    second `kill` while a sweep stops) it leaves Ray's native threads running into the interpreter's exit, which
+    crashes with a native stack dump. The process is already stopping then, so SIGTERM is ignored meanwhile."""
+    if not ray.is_initialized():
+        return
+    if threading.current_thread() is not threading.main_thread():
+        ray.shutdown()  # signal handlers belong to the main thread
+        return
+    current = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        ray.shutdown()
+    finally:
+        signal.signal(signal.SIGTERM, _sigterm_before if _sigterm_before is not None else current)
 
 
 def _probe(address: str) -> None:

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -43,7 +44,11 @@ def quiet_ray() -> Iterator[None]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         # The classic reporter prints nothing at verbose=0; the new one would print its own lines.
-        with ray_adapter.env(**{ray_adapter.NEW_OUTPUT: "0"}):
+        with ray_adapter.env(**{ray_adapter.NEW_OUTPUT: "0"}), warnings.catch_warnings():
+            # Ray's OptunaSearch reports every result to Optuna at Ray's training_iteration, which starts at 1
+            # again in a trial a resume restored; Optuna keeps its first value for a step and warns. tuner's
+            # record keeps each epoch, and the samplers read only a trial's final values.
+            warnings.filterwarnings("ignore", message="The reported value is ignored", category=UserWarning)
             yield
     finally:
         for lg, level in zip(loggers, levels, strict=True):

@@ -187,7 +187,8 @@ def refill_deleted_checkpoints(exp_dir: Path, trial_ids: list[str]) -> list[Path
 
 def summary_line(exp_dir: Path, settings: SweepSettings, trials: dict[str, record.TrialRecord]) -> str:
     finished = sum(t.outcome is not None for t in trials.values())
+    unstarted = settings.num_samples - len(trials)
     return (
         f"resuming {exp_dir.name!r}: {finished} of {settings.num_samples} trials finished, "
-        f"{len(trials) - finished} to continue"
+        f"{len(trials) - finished} to continue" + (f", {unstarted} to start" if unstarted > 0 else "")
     )
