@@ -58,8 +58,10 @@ def test_the_environment_switches_are_read_by_ray(switch, module):
 
 
 def test_the_loggers_are_rays_modules():
-    for name in (*ray_adapter.TUNE_LOGGERS, ray_adapter.AUTH_LOGGER):
+    for name in (*ray_adapter.TUNE_LOGGERS, ray_adapter.AUTH_LOGGER, ray_adapter.RUN_LOGGER):
         assert importlib.util.find_spec(name) is not None, name
+    run_module = (RAY / "tune" / "tune.py").read_text()
+    assert f'logger.error("{ray_adapter.INCOMPLETE_MESSAGE}: %s"' in run_module  # what quiet_ray() leaves out
 
 
 def test_a_restored_tuner_gives_back_its_run_config_and_scheduler(tmp_path):
@@ -127,6 +129,8 @@ def test_no_other_module_names_a_ray_private():
         ray_adapter.MAX_PENDING_TRIALS,
         ray_adapter.SYNC_WARNING_THRESHOLD,
         ray_adapter.AUTH_LOGGER,
+        ray_adapter.RUN_LOGGER,
+        ray_adapter.INCOMPLETE_MESSAGE,
         '"ray.tune"',
         '"ray.train"',
         '"tuner.pkl"',

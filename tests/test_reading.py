@@ -232,3 +232,17 @@ def test_an_experiment_recorded_before_ssim_still_reads(tmp_path, capsys):
     assert exp.trials["val_ssim"].isna().all() and exp.history["val_ssim"].isna().all() and len(exp.history) == 4
     code, out, _ = run(capsys, "results", legacy, "--sort", "ssim", "--format", "csv")
     assert code == 0 and out.splitlines()[0].startswith("trial_id,status,epochs,val_psnr,val_ssim,val_loss")
+
+
+def test_a_table_write_that_is_interrupted_leaves_the_file_as_it_was(tmp_path):
+    from tuner.core.files import replaced
+
+    path = tmp_path / "trials.csv"
+    path.write_text("trial_id\nold\n")
+    with pytest.raises(KeyboardInterrupt), replaced(path) as temp:
+        temp.write_text("trial_id\nha")
+        raise KeyboardInterrupt  # a second Ctrl-C while the tables are written
+    assert path.read_text() == "trial_id\nold\n" and list(tmp_path.iterdir()) == [path]
+    with replaced(path) as temp:
+        temp.write_text("trial_id\nnew\n")
+    assert path.read_text() == "trial_id\nnew\n" and list(tmp_path.iterdir()) == [path]

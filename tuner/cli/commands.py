@@ -18,7 +18,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from tuner.results.tables import leaderboard, render
     from tuner.run.cluster import disconnect
     from tuner.run.fit import term_as_interrupt
-    from tuner.run.sweep import resume_sweep, run_sweep
+    from tuner.run.sweep import SweepOutcome, resume_sweep, run_sweep
 
     with term_as_interrupt():  # SIGTERM ends a sweep as Ctrl-C does (and again around Ray's fit)
         try:
@@ -26,6 +26,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 outcome = resume_sweep(args.resume, args.storage or RESULTS_DIR, args.address)
             else:
                 outcome = run_sweep(settings)
+        except KeyboardInterrupt:  # a second Ctrl-C, after Ray had stopped: the record holds every epoch
+            exp_dir = Path(args.storage or RESULTS_DIR) / args.resume if args.resume else settings.experiment_dir
+            if not exp_dir.is_dir():
+                raise
+            outcome = SweepOutcome(exp_dir.resolve(), None, interrupted=True)
         finally:
             disconnect()  # before the tables are printed: a SIGTERM after this is a plain Ctrl-C
     summary = outcome.summary

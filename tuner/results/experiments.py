@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 from tuner.core.constants import RESULTS_DIR
 from tuner.core.errors import ExperimentError, TunerError, first_line
+from tuner.core.files import write_text
 from tuner.results import pareto
 from tuner.results import tables as results
 from tuner.search.settings import SETTINGS_FILE, SweepSettings, load_settings
@@ -73,7 +74,7 @@ def write_state(exp_dir: Path, state: str) -> None:
         "host": socket.gethostname(),
         "updated": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    (Path(exp_dir) / STATE_FILE).write_text(json.dumps(doc))
+    write_text(Path(exp_dir) / STATE_FILE, json.dumps(doc))
 
 
 def read_state(exp_dir: Path) -> str:

@@ -25,6 +25,7 @@ import pandas as pd
 from tuner.core import metrics
 from tuner.core.constants import BEST_MODEL_FILE, METRIC, MODE, TABLE_FORMATS
 from tuner.core.errors import TunerError
+from tuner.core.files import replaced, write_text
 from tuner.results import pareto, record
 from tuner.search.plateau import is_plateau
 from tuner.search.schedulers import SCHEDULERS, STATUSES
@@ -148,8 +149,10 @@ def summarise(exp_dir: Path) -> Summary:
     summary = collect(exp_dir)
     # Paths in the files are relative to the experiment, so a copied or moved folder's files stay true.
     on_disk = summary.trials.assign(checkpoint=summary.trials["checkpoint"].map(lambda c: _relative(c, exp_dir)))
-    on_disk.to_csv(exp_dir / "trials.csv", index=False)
-    summary.history.to_csv(exp_dir / "history.csv", index=False)
+    with replaced(exp_dir / "trials.csv") as temp:
+        on_disk.to_csv(temp, index=False)
+    with replaced(exp_dir / "history.csv") as temp:
+        summary.history.to_csv(temp, index=False)
     for stale in (exp_dir / "best.json", exp_dir / BEST_MODEL_FILE):
         stale.unlink(missing_ok=True)  # a best trial without a checkpoint leaves none, not an older one
     if summary.best is not None and summary.best["checkpoint"]:
@@ -159,18 +162,17 @@ def summarise(exp_dir: Path) -> Summary:
 
         state = load_checkpoint(summary.best["checkpoint"])
         model_file = exp_dir / BEST_MODEL_FILE
-        torch.save(
-            {
-                "model_config": state["model_config"],
-                "model": state["model"],
-                "metrics": summary.best["metrics"],
-                "trial_id": summary.best["trial_id"],
-            },
-            model_file,
-        )
+        best = {
+            "model_config": state["model_config"],
+            "model": state["model"],
+            "metrics": summary.best["metrics"],
+            "trial_id": summary.best["trial_id"],
+        }
+        with replaced(model_file) as temp:
+            torch.save(best, temp)
         summary.best["model_file"] = str(model_file)
         written = {**summary.best, "checkpoint": _relative(summary.best["checkpoint"], exp_dir)}
-        (exp_dir / "best.json").write_text(json.dumps({**written, "model_file": BEST_MODEL_FILE}, indent=2))
+        write_text(exp_dir / "best.json", json.dumps({**written, "model_file": BEST_MODEL_FILE}, indent=2))
     return summary
 
 

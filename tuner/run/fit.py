@@ -42,6 +42,12 @@ def quiet_ray() -> Iterator[None]:
         lg.setLevel(logging.ERROR)
     optuna_level = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Ray's ERROR line on an interrupted or failed sweep names trial objects; tuner's table and its resume
+    # hint say the same in the user's terms.
+    run_log = logging.getLogger(ray_adapter.RUN_LOGGER)
+    incomplete = logging.Filter()
+    incomplete.filter = lambda record: not str(record.msg).startswith(ray_adapter.INCOMPLETE_MESSAGE)
+    run_log.addFilter(incomplete)
     try:
         # The classic reporter prints nothing at verbose=0; the new one would print its own lines.
         with ray_adapter.env(**{ray_adapter.NEW_OUTPUT: "0"}), warnings.catch_warnings():
@@ -54,6 +60,7 @@ def quiet_ray() -> Iterator[None]:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
         optuna.logging.set_verbosity(optuna_level)
+        run_log.removeFilter(incomplete)
 
 
 @contextmanager

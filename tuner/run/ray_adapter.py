@@ -40,6 +40,8 @@ SYNC_WARNING_THRESHOLD = "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHO
 # Loggers Ray writes to.
 TUNE_LOGGERS = ("ray.tune", "ray.train")
 AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+RUN_LOGGER = "ray.tune.tune"  # logs "Trials did not complete: [...]" (at ERROR) when fit() returns early
+INCOMPLETE_MESSAGE = "Trials did not complete"
 
 
 class RayVersionError(TunerError):
