@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -99,6 +100,16 @@ def test_paths_keep_the_query_last_and_messages_hide_keys():
     assert redact("s3://KEY:SECRET@b/runs?scheme=http") == "s3://***@b/runs?scheme=http"
 
 
+def test_reading_commands_given_the_uri_read_its_local_copy(tmp_path, monkeypatch, made_experiment, capsys):
+    monkeypatch.chdir(tmp_path)
+    storage = "s3://bucket/runs?endpoint_override=127.0.0.1:1&scheme=http"  # never contacted: reading is local
+    assert main(["list", "--storage", storage]) == 2
+    assert "no local copies of s3://bucket/runs" in capsys.readouterr().err
+    shutil.copytree(made_experiment, tmp_path / "results" / "made")
+    assert main(["results", "made", "--storage", storage]) == 0 and "completed" in capsys.readouterr().out
+    assert main(["list", "--storage", storage]) == 0 and "made" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_an_endpoint_that_never_answers_gives_up_in_one_line(capsys, tmp_path, monkeypatch, s3_env):
     silent = socket.socket()  # accepts connections, never speaks HTTP
@@ -160,7 +171,7 @@ def test_a_tracked_sweep_on_s3_is_interrupted_resumed_read_and_exported(
     assert json.loads((exp / "state.json").read_text())["state"] == "finished"
     tracked_like_the_tables(mlflow_server, parent, trials, history, exp / "best_model.pt")
 
-    shown = tuner("results", "remote", env=env, cwd=tmp_path)
+    shown = tuner("results", "remote", "--storage", storage, env=env, cwd=tmp_path)  # the sweep's flag: its copy
     assert shown.returncode == 0 and "completed" in shown.stdout, shown.stderr[-2000:]
     exported = tuner("export", "remote", "--out", tmp_path / "out", env=env, cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr[-2000:]

@@ -39,25 +39,38 @@ SPACE_COPY = "space.yaml"  # the sweep's search space file, copied into the expe
 STATES = ("running", "finished", "interrupted")
 
 
+def local_root(storage: str | Path = RESULTS_DIR) -> Path:
+    """Where the experiments of `storage` are on this machine. A sweep on a URI storage (s3://, file://) keeps
+    its local copy under results/ of the directory it ran from, so `--storage s3://...` reads that copy."""
+    return Path(RESULTS_DIR if "://" in str(storage) else storage).expanduser()
+
+
 def find_experiment(name_or_path: str | Path, storage: str | Path = RESULTS_DIR) -> Path:
-    """An experiment directory from a path or a name under `storage`."""
-    as_path, under_storage = Path(name_or_path).expanduser(), Path(storage).expanduser() / str(name_or_path)
+    """An experiment directory from a path or a name under `storage` (its local copy, for a URI)."""
+    as_path, under_storage = Path(name_or_path).expanduser(), local_root(storage) / str(name_or_path)
     # A bare name means the one under --storage, even when the working directory holds a folder of that name.
     bare = "/" not in str(name_or_path) and not as_path.is_absolute()
     for candidate in (under_storage, as_path) if bare else (as_path, under_storage):
         # os.path.isfile answers False where Path.is_file raises (a name longer than the system allows).
         if os.path.isfile(candidate / SETTINGS_FILE):
             return candidate.resolve()
-    known = [p.name for p in experiment_dirs(storage)] if os.path.isdir(Path(storage).expanduser()) else []
-    hint = f"known in {storage}/: {', '.join(known)}" if known else f"{storage}/ holds no experiments"
+    root = local_root(storage)
+    where = f"{root}/, the local copies of {storage}," if "://" in str(storage) else f"{storage}/"
+    known = [p.name for p in experiment_dirs(storage)] if os.path.isdir(root) else []
+    hint = f"known in {where}: {', '.join(known)}" if known else f"{where} holds no experiments"
     raise ExperimentError(
         f"no experiment {str(name_or_path)[:80]!r} ({hint}); run `tuner list` or pass the experiment's path"
     )
 
 
 def experiment_dirs(storage: str | Path = RESULTS_DIR) -> list[Path]:
-    """Experiment directories under `storage`; a storage that is a file or does not exist is an error."""
-    root = Path(storage).expanduser()
+    """Experiment directories under `storage` (its local copies, for a URI); a storage that is a file or does
+    not exist is an error."""
+    root = local_root(storage)
+    if not os.path.isdir(root) and "://" in str(storage):
+        raise ExperimentError(
+            f"no local copies of {storage} here ({root}/ does not exist); run tuner in the directory the sweep ran in"
+        )
     if not os.path.isdir(root):
         what = "is a file" if os.path.exists(root) else "does not exist"
         raise ExperimentError(

@@ -175,8 +175,7 @@ def resume_sweep(
     """Continue an interrupted sweep: finished trials stay, unfinished ones continue from their last
     checkpoint, and the searcher's state and the number of trials asked for are restored. Everything is
     read from and written to the experiment folder found, wherever it was made (see tuner.run.resume)."""
-    # A URI storage keeps its local copy (with sweep.json and state.json) under results/.
-    exp_dir = find_experiment(name_or_path, RESULTS_DIR if "://" in storage else storage)
+    exp_dir = find_experiment(name_or_path, storage)  # a URI storage: its local copy, with sweep.json
     with experiment_lock(exp_dir):
         state = read_state(exp_dir)
         if state == "finished":
