@@ -3,6 +3,7 @@ real Ray for the slow end-to-end tests."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -184,7 +185,7 @@ def s3_bucket(s3_server, s3_env, request) -> str:
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory) -> str:
+def mlflow_server(tmp_path_factory) -> Iterator[str]:
     """A real MLflow tracking server (SQLite store) on 127.0.0.1 for the session; its URL."""
     pytest.importorskip("mlflow")
     from mlflow_helpers import serve

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -21,11 +19,3 @@ def wait_for_one_done_and_one_running(proc: subprocess.Popen, exp: Path, timeout
             return
         assert time.time() < deadline and proc.poll() is None, "never had one trial done and one running"
         time.sleep(0.2)
-
-
-def ctrl_c_when_one_is_done(proc: subprocess.Popen, exp: Path, timeout: float = 300) -> None:
-    """Ctrl-C as a terminal sends it (to the whole foreground group) once one trial ended and one runs."""
-    try:
-        wait_for_one_done_and_one_running(proc, exp, timeout)
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import torch
 from test_bad_input import copy, one_line  # noqa: F401  (copy is a fixture)
 from test_ray_bounds import env_with, last_line, ray_tmp, tuner  # noqa: F401  (ray_tmp is a fixture)
 
@@ -110,7 +111,11 @@ def test_benchmark_batches_larger_than_the_node_are_refused_before_timing(made_e
     "options, says",
     [
         (BenchmarkOptions(device="cpu", cpus=64), "the CPU benchmark worker asks for 64 CPUs"),
-        (BenchmarkOptions(device="gpu"), "--device gpu asks for a GPU, but no node of this Ray has one"),
+        pytest.param(
+            BenchmarkOptions(device="gpu"),
+            "--device gpu asks for a GPU, but no node of this Ray has one",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine's Ray has a GPU"),
+        ),
     ],
 )
 def test_benchmark_workers_no_node_can_hold_are_refused_at_once(made_experiment, ray_local, options, says):

@@ -6,8 +6,9 @@ results in a real S3 bucket, interrupted and resumed, is tests/test_s3.py's: one
 
 from __future__ import annotations
 
+import socket
+
 import pytest
-from mlflow_helpers import free_port
 
 from tuner.cli.main import main
 
@@ -15,9 +16,11 @@ pytest.importorskip("mlflow")
 
 
 def test_an_unreachable_tracking_server_fails_in_one_line_before_anything(tmp_path, capsys):
-    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    argv = ["sweep", "--name", "untracked", "--storage", str(tmp_path), "--dataset", "synthetic", "--mlflow", url]
-    assert main(argv) == 2
+    with socket.socket() as held:  # bound, never listening: refused, and no other test's server can take it
+        held.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{held.getsockname()[1]}"
+        argv = ["sweep", "--name", "untracked", "--storage", str(tmp_path), "--dataset", "synthetic", "--mlflow", url]
+        assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"tuner: error: MLflow tracking server {url} cannot be reached"), err
     assert "; start it, fix --mlflow, or leave it out" in err[0]

@@ -113,3 +113,18 @@ def test_a_second_resume_of_one_experiment_is_refused(tmp_path):
                 pass
     with experiment_lock(tmp_path):  # released on leaving
         pass
+
+
+def test_the_resume_line_counts_finished_continuing_and_unstarted_trials(made_experiment):
+    from dataclasses import replace
+
+    from tuner.run.resume import summary_line
+    from tuner.search.settings import load_settings
+
+    settings, _ = load_settings(made_experiment)
+    trials = record.read(made_experiment)  # three trials, each with an end
+    one_running = {**trials, "ddd44444": record.TrialRecord("ddd44444")}
+    assert summary_line(made_experiment, settings, trials) == "resuming 'made': 3 of 3 trials finished, 0 to continue"
+    assert summary_line(made_experiment, replace(settings, num_samples=6), one_running) == (
+        "resuming 'made': 3 of 6 trials finished, 1 to continue, 2 to start"
+    )

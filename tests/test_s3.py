@@ -26,8 +26,8 @@ from sweep_helpers import wait_for_one_done_and_one_running
 from test_ray_bounds import env_with, ray_tmp, tuner  # noqa: F401  (ray_tmp is a fixture)
 
 from tuner.cli.main import main
-from tuner.core.errors import ExperimentExistsError, SettingsError
-from tuner.run.storage import check_storage, redact
+from tuner.core.errors import ExperimentExistsError, SettingsError, redact
+from tuner.run.storage import check_storage
 from tuner.search.settings import SweepSettings
 
 TINY = "--dataset synthetic --num-samples 1 --max-epochs 1 --train-size 128 --val-size 32 --no-benchmark".split()
@@ -159,7 +159,7 @@ def test_a_tracked_sweep_on_s3_is_interrupted_resumed_read_and_exported(
     assert parent["info"]["status"] == "KILLED"
     assert sorted(r["info"]["status"] for r in children) == ["FINISHED", "KILLED"]
 
-    resumed = tuner("sweep", "--resume", "remote", "--no-benchmark", env=env, cwd=tmp_path)
+    resumed = tuner("sweep", "--resume", "remote", "--storage", storage, "--no-benchmark", env=env, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     assert "resuming 'remote': 1 of 2 trials finished, 1 to continue" in resumed.stdout
     assert f"results: {remote}" in resumed.stdout
@@ -171,6 +171,8 @@ def test_a_tracked_sweep_on_s3_is_interrupted_resumed_read_and_exported(
     assert json.loads((exp / "state.json").read_text())["state"] == "finished"
     tracked_like_the_tables(mlflow_server, parent, trials, history, exp / "best_model.pt")
 
+    again = tuner("sweep", "--resume", "remote", env=env, cwd=tmp_path)  # the local copy by its name alone
+    assert again.returncode == 0 and "already finished; nothing to resume" in again.stdout, again.stderr[-2000:]
     shown = tuner("results", "remote", "--storage", storage, env=env, cwd=tmp_path)  # the sweep's flag: its copy
     assert shown.returncode == 0 and "completed" in shown.stdout, shown.stderr[-2000:]
     exported = tuner("export", "remote", "--out", tmp_path / "out", env=env, cwd=tmp_path)

@@ -6,10 +6,15 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tuner.cli.sweep_args import settings_from
 from tuner.core.constants import RESULTS_DIR
 from tuner.search.settings import check_seed
+
+if TYPE_CHECKING:
+    from tuner.run.sweep import SweepOutcome
+    from tuner.search.settings import SweepSettings
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -18,7 +23,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from tuner.results.tables import leaderboard, render
     from tuner.run.cluster import disconnect
     from tuner.run.fit import term_as_interrupt
-    from tuner.run.sweep import SweepOutcome, resume_sweep, run_sweep
+    from tuner.run.sweep import resume_sweep, run_sweep
 
     with term_as_interrupt():  # SIGTERM ends a sweep as Ctrl-C does (and again around Ray's fit)
         try:
@@ -26,13 +31,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 outcome = resume_sweep(args.resume, args.storage or RESULTS_DIR, args.address)
             else:
                 outcome = run_sweep(settings)
-        except KeyboardInterrupt:  # a second Ctrl-C, after Ray had stopped: the record holds every epoch
-            exp_dir = Path(args.storage or RESULTS_DIR) / args.resume if args.resume else settings.experiment_dir
-            if not exp_dir.is_dir():
-                raise
-            outcome = SweepOutcome(exp_dir.resolve(), None, interrupted=True)
+        except KeyboardInterrupt:  # a later Ctrl-C or SIGTERM, after Ray had stopped: the record holds every epoch
+            outcome = _late_interrupt(args, settings)
         finally:
             disconnect()  # before the tables are printed: a SIGTERM after this is a plain Ctrl-C
+    if outcome is None:
+        return 130
     summary = outcome.summary
     print()
     if summary is not None and summary.best is not None:
@@ -50,6 +54,26 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         f"{outcome.command('export')} --format onnx --out DIR"
     )
     return 0
+
+
+def _late_interrupt(args: argparse.Namespace, settings: SweepSettings | None) -> SweepOutcome | None:
+    """What to say after an interrupt that came once Ray had stopped (while the tables, the tracking or the
+    benchmark were written): the resume hint as usual, or, for a sweep that had finished, where its results
+    are. None once said; the interrupt itself when there is no experiment yet to speak of."""
+    from tuner.core.errors import TunerError
+    from tuner.results.experiments import find_experiment, read_state
+    from tuner.run.sweep import SweepOutcome
+
+    name, storage = (args.resume, args.storage or RESULTS_DIR) if args.resume else (settings.name, settings.storage)
+    try:
+        exp_dir = find_experiment(name, storage)
+    except TunerError:
+        raise KeyboardInterrupt from None  # interrupted before the experiment existed: main() says so
+    outcome = SweepOutcome(exp_dir, None, interrupted=read_state(exp_dir) != "finished")
+    if outcome.interrupted:
+        return outcome  # cmd_sweep prints the resume hint
+    print(f"interrupted after the sweep finished: its results are complete; see {outcome.command('results')}")
+    return None
 
 
 def cmd_list(args: argparse.Namespace) -> int:

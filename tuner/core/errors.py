@@ -9,6 +9,8 @@ then the fix, after a semicolon.
 
 from __future__ import annotations
 
+import urllib.parse
+
 
 class TunerError(Exception):
     """Base of every error a user can fix; its message says what is wrong and what to do."""
@@ -54,3 +56,11 @@ def first_line(exc: BaseException, limit: int = 100) -> str:
     """The first line of an exception's message for a one-line error; its type when the message is empty."""
     lines = str(exc).strip().splitlines()
     return (lines[0] if lines else type(exc).__name__)[:limit]
+
+
+def redact(uri: str) -> str:
+    """The URI without a user or secret key in it (`s3://KEY:SECRET@bucket` is valid for pyarrow), for messages."""
+    parts = urllib.parse.urlsplit(str(uri))
+    if "@" not in parts.netloc:
+        return str(uri)
+    return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from tuner.learn.model import StudentCNN
 
 from tuner.core.constants import RESULTS_DIR
-from tuner.core.errors import ExperimentError, TunerError, first_line
+from tuner.core.errors import ExperimentError, TunerError, first_line, redact
 from tuner.core.files import write_text
 from tuner.results import pareto
 from tuner.results import tables as results
@@ -55,7 +55,7 @@ def find_experiment(name_or_path: str | Path, storage: str | Path = RESULTS_DIR)
         if os.path.isfile(candidate / SETTINGS_FILE):
             return candidate.resolve()
     root = local_root(storage)
-    where = f"{root}/, the local copies of {storage}," if "://" in str(storage) else f"{storage}/"
+    where = f"{root}/, the local copies of {redact(str(storage))}," if "://" in str(storage) else f"{storage}/"
     known = [p.name for p in experiment_dirs(storage)] if os.path.isdir(root) else []
     hint = f"known in {where}: {', '.join(known)}" if known else f"{where} holds no experiments"
     raise ExperimentError(
@@ -69,7 +69,8 @@ def experiment_dirs(storage: str | Path = RESULTS_DIR) -> list[Path]:
     root = local_root(storage)
     if not os.path.isdir(root) and "://" in str(storage):
         raise ExperimentError(
-            f"no local copies of {storage} here ({root}/ does not exist); run tuner in the directory the sweep ran in"
+            f"no local copies of {redact(str(storage))} here ({root}/ does not exist); run tuner in the directory "
+            "the sweep ran in"
         )
     if not os.path.isdir(root):
         what = "is a file" if os.path.exists(root) else "does not exist"

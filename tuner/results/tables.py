@@ -153,9 +153,10 @@ def summarise(exp_dir: Path) -> Summary:
         on_disk.to_csv(temp, index=False)
     with replaced(exp_dir / "history.csv") as temp:
         summary.history.to_csv(temp, index=False)
-    for stale in (exp_dir / "best.json", exp_dir / BEST_MODEL_FILE):
-        stale.unlink(missing_ok=True)  # a best trial without a checkpoint leaves none, not an older one
-    if summary.best is not None and summary.best["checkpoint"]:
+    if summary.best is None or not summary.best["checkpoint"]:
+        for stale in (exp_dir / "best.json", exp_dir / BEST_MODEL_FILE):
+            stale.unlink(missing_ok=True)  # a best trial without a checkpoint leaves none, not an older one
+    else:  # each replaced whole: an interrupt leaves both files (one maybe a summary older), never neither
         import torch
 
         from tuner.learn.checkpoints import load_checkpoint

@@ -82,6 +82,7 @@ def _alive_nodes() -> tuple[Node, ...]:
 
 _address: str | None = None  # the cluster connect() joined; None for a local instance
 _sigterm_before: Any = None  # the SIGTERM handler ray.init replaced with its own; disconnect() puts it back
+_ours = False  # connect() called ray.init: disconnect() may end it (a caller's own Ray is left alone)
 
 
 def info() -> RayInfo:
@@ -96,8 +97,8 @@ def connect(address: str | None = None) -> RayInfo:
     # Trial output goes to each trial's files; the driver prints our own progress lines instead.
     os.environ.setdefault(ray_adapter.SYNC_WARNING_THRESHOLD, "0")
     if not ray.is_initialized():
-        global _sigterm_before
-        _sigterm_before = signal.getsignal(signal.SIGTERM)
+        global _sigterm_before, _ours
+        _sigterm_before, _ours = signal.getsignal(signal.SIGTERM), True
         address = address or os.environ.get("RAY_ADDRESS") or None
         if address is None:
             # A private instance needs no warning about how other machines would authenticate to it.
@@ -115,20 +116,24 @@ def connect(address: str | None = None) -> RayInfo:
 
 
 def disconnect() -> None:
-    """End this process's part in Ray now, not at Python's exit, and put back the SIGTERM handler that was there
-    before connect(). Ray's own handler raises SystemExit wherever the signal lands: inside ray.shutdown() (a
-    second `kill` while a sweep stops) it leaves Ray's native threads running into the interpreter's exit, which
-    crashes with a native stack dump. The process is already stopping then, so SIGTERM is ignored meanwhile."""
-    if not ray.is_initialized():
+    """End the Ray that connect() started or joined, now rather than at Python's exit, and put back the SIGTERM
+    handler that was there before. Ray's own handler raises SystemExit wherever the signal lands: inside
+    ray.shutdown() (a second `kill` while a sweep stops) it leaves Ray's native threads running into the
+    interpreter's exit, which crashes with a native stack dump; a Ctrl-C there does the same. The process is
+    already stopping then, so both are ignored meanwhile. A Ray this process had before connect() stays."""
+    global _ours
+    if not (_ours and ray.is_initialized()):
         return
+    _ours = False
     if threading.current_thread() is not threading.main_thread():
         ray.shutdown()  # signal handlers belong to the main thread
         return
-    current = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    term, interrupt = signal.signal(signal.SIGTERM, signal.SIG_IGN), signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         ray.shutdown()
     finally:
-        signal.signal(signal.SIGTERM, _sigterm_before if _sigterm_before is not None else current)
+        signal.signal(signal.SIGTERM, _sigterm_before if _sigterm_before is not None else term)
+        signal.signal(signal.SIGINT, interrupt)
 
 
 def _probe(address: str) -> None:

@@ -2,8 +2,9 @@
 together, SIGTERM as Ctrl-C.
 
     tuner = new_tuner(settings, space, trainable, parallel, callbacks)
-    with quiet_ray(), started_together(parallel), term_as_interrupt():
-        tuner.fit()
+    with term_as_interrupt():  # until the sweep's last file is written
+        with quiet_ray(), started_together(parallel):
+            tuner.fit()
 
 Each undoes what it changes when the block ends, so a Python caller's logging,
 environment and signal handlers are as they were.

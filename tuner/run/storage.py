@@ -20,12 +20,11 @@ pyarrow's defaults.
 from __future__ import annotations
 
 import logging
-import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
 
-from tuner.core.errors import ExperimentExistsError, SettingsError, first_line
+from tuner.core.errors import ExperimentExistsError, SettingsError, first_line, redact
 from tuner.search.settings import SweepSettings
 
 log = logging.getLogger(__name__)
@@ -33,14 +32,6 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 3.0
 REQUEST_TIMEOUT_S = 5.0  # a HEAD request; an endpoint that accepts and never answers costs ATTEMPTS times this
 ATTEMPTS = 2  # the first try and one retry: a refused port or a missing bucket does not get better
-
-
-def redact(uri: str) -> str:
-    """The URI without a user or secret key in it (`s3://KEY:SECRET@bucket` is valid for pyarrow), for messages."""
-    parts = urllib.parse.urlsplit(uri)
-    if "@" not in parts.netloc:
-        return uri
-    return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 def where(settings: SweepSettings, exp_dir: Path) -> str:

@@ -217,26 +217,28 @@ def _fit_and_summarise(
     Finished means: as many trials as asked for, each with an end in the record. A finished sweep then
     benchmarks its best model."""
     write_state(exp_dir, "running")
-    try:
-        # Ray restores the searcher inside fit(): its Optuna study must be this folder's (see ray_adapter).
-        with quiet_ray(), started_together(parallel), term_as_interrupt(), own_optuna_study(exp_dir):
-            tuner.fit()  # Ctrl-C or SIGTERM: Ray saves its state and returns early
-    except KeyboardInterrupt:
-        pass  # a second Ctrl-C: Ray stops at once; the record still says what ended, the state says interrupted
-    finally:
-        if settings.remote_storage:
-            log.info(copy_back(settings, exp_dir))
-        trials = record.read(exp_dir)
-        ended = sum(t.outcome is not None for t in trials.values())
-        interrupted = ended < settings.num_samples
-        write_state(exp_dir, "interrupted" if interrupted else "finished")
-        summary = results.summarise(exp_dir)
-        tracking.finish(exp_dir, interrupted)
-    if settings.pareto and not interrupted:
-        retime_models(settings, exp_dir)  # the figures a person reads, taken with nothing else running
-        summary = results.summarise(exp_dir)
-    if settings.benchmark and not interrupted and (exp_dir / BEST_MODEL_FILE).is_file():
-        from tuner.run.benchmark import benchmark_experiment
+    # SIGTERM is Ctrl-C until the last file is written; after fit() Ray's own handler would exit(15) mid-table.
+    with term_as_interrupt():
+        try:
+            # Ray restores the searcher inside fit(): its Optuna study must be this folder's (see ray_adapter).
+            with quiet_ray(), started_together(parallel), own_optuna_study(exp_dir):
+                tuner.fit()  # Ctrl-C or SIGTERM: Ray saves its state and returns early
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C: Ray stops at once; the record still says what ended, the state says interrupted
+        finally:
+            if settings.remote_storage:
+                log.info(copy_back(settings, exp_dir))
+            trials = record.read(exp_dir)
+            ended = sum(t.outcome is not None for t in trials.values())
+            interrupted = ended < settings.num_samples
+            write_state(exp_dir, "interrupted" if interrupted else "finished")
+            summary = results.summarise(exp_dir)
+            tracking.finish(exp_dir, interrupted)
+        if settings.pareto and not interrupted:
+            retime_models(settings, exp_dir)  # the figures a person reads, taken with nothing else running
+            summary = results.summarise(exp_dir)
+        if settings.benchmark and not interrupted and (exp_dir / BEST_MODEL_FILE).is_file():
+            from tuner.run.benchmark import benchmark_experiment
 
-        benchmark_experiment(exp_dir, benchmark_images)
+            benchmark_experiment(exp_dir, benchmark_images)
     return SweepOutcome(exp_dir, summary, interrupted)
