@@ -9,6 +9,7 @@ set-up would, and the suite keeps its time budget.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -105,9 +106,13 @@ def test_reading_commands_given_the_uri_read_its_local_copy(tmp_path, monkeypatc
     storage = "s3://bucket/runs?endpoint_override=127.0.0.1:1&scheme=http"  # never contacted: reading is local
     assert main(["list", "--storage", storage]) == 2
     assert "no local copies of s3://bucket/runs" in capsys.readouterr().err
-    shutil.copytree(made_experiment, tmp_path / "results" / "made")
+    for name, stored in (("made", "s3://bucket/runs/?endpoint_override=127.0.0.1:9"), ("local", "results")):
+        shutil.copytree(made_experiment, tmp_path / "results" / name)
+        settings = tmp_path / "results" / name / "sweep.json"
+        settings.write_text(json.dumps({**json.loads(settings.read_text()), "name": name, "storage": stored}))
     assert main(["results", "made", "--storage", storage]) == 0 and "completed" in capsys.readouterr().out
-    assert main(["list", "--storage", storage]) == 0 and "made" in capsys.readouterr().out
+    assert main(["list", "--storage", storage, "--format", "csv"]) == 0
+    assert pd.read_csv(io.StringIO(capsys.readouterr().out))["name"].tolist() == ["made"]  # not the local sweep
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,7 +78,28 @@ def experiment_dirs(storage: str | Path = RESULTS_DIR) -> list[Path]:
         raise ExperimentError(
             f"--storage {storage} {what}; pass the directory that holds your experiments (default: {RESULTS_DIR})"
         )
-    return sorted(p.parent for p in root.glob(f"*/{SETTINGS_FILE}"))
+    found = sorted(p.parent for p in root.glob(f"*/{SETTINGS_FILE}"))
+    if "://" in str(storage):  # results/ may also hold local sweeps and copies of other URIs
+        found = [d for d in found if _same_place(_stored_at(d), str(storage))]
+    return found
+
+
+def _stored_at(exp_dir: Path) -> str:
+    """The storage sweep.json names; "" when it cannot be read (a damaged folder is no URI's copy)."""
+    try:
+        return str(json.loads((exp_dir / SETTINGS_FILE).read_text()).get("storage", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
+def _same_place(a: str, b: str) -> bool:
+    """Two storage URIs name one place: the same scheme, bucket and path, whatever their query says."""
+    x, y = urllib.parse.urlsplit(a), urllib.parse.urlsplit(b)
+    return (x.scheme, x.netloc.rsplit("@", 1)[-1], x.path.rstrip("/")) == (
+        y.scheme,
+        y.netloc.rsplit("@", 1)[-1],
+        y.path.rstrip("/"),
+    )
 
 
 def write_state(exp_dir: Path, state: str) -> None:
