@@ -195,8 +195,9 @@ def test_a_damaged_record_says_where_in_one_line(made_experiment, tmp_path, caps
     assert err.startswith("tuner: error: ") and f"damaged at line {line}" in err
 
 
-def test_a_last_line_cut_short_is_skipped_and_the_next_line_starts_clean(made_experiment, tmp_path):
-    copy, lines = damaged_copy(made_experiment, tmp_path, lambda lines: [*lines[:-1], lines[-1][:25]])
+@pytest.mark.parametrize("ending", ["", "\n"])  # cut short, or its newline flushed first
+def test_a_last_line_cut_short_is_skipped_and_the_next_line_starts_clean(made_experiment, tmp_path, ending):
+    copy, lines = damaged_copy(made_experiment, tmp_path, lambda lines: [*lines[:-1], lines[-1][:25] + ending])
     trials, damage = record.scan(copy)
     assert damage == [] and trials["ccc33333"].outcome is None  # its end was being written when the driver died
     record.append(copy, "end", "ccc33333", outcome="terminated")  # a resumed sweep goes on writing

@@ -17,7 +17,7 @@ from tuner.core.errors import ExperimentError
 from tuner.learn.checkpoints import CHECKPOINT_FILE
 from tuner.results import record
 from tuner.run.progress import SweepMonitor
-from tuner.run.resume import LOCK_FILE, experiment_lock, refill_deleted_checkpoints
+from tuner.run.resume import experiment_lock, refill_deleted_checkpoints
 from tuner.run.sweep import resume_sweep
 
 
@@ -67,9 +67,7 @@ UNFINISHED = "trial_63ecffef"
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != LOCK_FILE
-    }
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 def _damage_checkpoints(exp: Path, how: str) -> None:
@@ -90,6 +88,9 @@ def _damage_checkpoints(exp: Path, how: str) -> None:
         (lambda e: [p.unlink() for p in e.glob("*[-_]state-*")] + [(e / "tuner.pkl").unlink()], "before Ray saved"),
         (lambda e: (e / "record.jsonl").unlink(), "record.jsonl is missing"),
         (lambda e: [p.write_text(p.read_text()[:99]) for p in e.glob("experiment_state-*")], ".json is damaged"),
+        (lambda e: [p.write_bytes(p.read_bytes()[:50]) for p in e.glob("searcher-state-*")], ".pkl is damaged"),
+        (lambda e: (e / "optuna.db").unlink(), "optuna.db is missing or holds no study"),
+        (lambda e: (e / "optuna.db").write_bytes(b"SQLite format 3\0" + bytes(84)), "optuna.db is missing or holds"),
         (lambda e: (e / "sweep.json").write_text("{"), "sweep.json cannot be read"),
         (lambda e: _damage_checkpoints(e, "deleted"), "trial 63ecffef's checkpoint is gone"),
         (lambda e: _damage_checkpoints(e, "truncated"), "checkpoint_000001/checkpoint.pt is damaged"),

@@ -14,8 +14,8 @@ its own state, so a resume cannot continue it and runs its configuration again
 as a new trial; its lines stay in the file, and `read` leaves it out. No Ray or
 torch here.
 
-A record can be damaged. A last line cut short is what a killed driver leaves: `scan` skips it without
-a word, and the next `append` removes it. Anything else (a line that is not JSON before the last, a line
+A record can be damaged. A last line that is not JSON is what a killed driver leaves: `scan` skips it
+without a word, and the next `append` removes it. Anything else (a line that is not JSON before the last, a line
 without its fields, trial folders but no record) is damage: `scan` returns it as `Damage`, and `read`
 raises RecordError naming the first damaged line, so no table is built from a record that lies.
 """
@@ -77,7 +77,9 @@ def append(exp_dir: Path, event: str, trial_id: str, **fields: Any) -> None:
 
 
 def _drop_cut_line(path: Path) -> None:
-    """Remove a last line that a killed driver cut short; else the next line would be glued to it."""
+    """Remove a last line that is not JSON: what a killed driver leaves (cut short, or with its newline
+    flushed first), which `scan` skips. Else the next line would be glued to it, or put after it, and the
+    record would read as damaged from then on."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -85,17 +87,25 @@ def _drop_cut_line(path: Path) -> None:
     if size == 0:
         return
     with open(path, "rb+") as f:
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return
-        # Lines are short: the last newline is within the last few kilobytes, unless there is none at all.
+        # Lines are short: the last line starts within the last few kilobytes.
         start = max(0, size - (1 << 16))
         f.seek(start)
         tail = f.read()
-        cut = tail.rfind(b"\n")
-        f.truncate(start + cut + 1 if cut >= 0 else 0)
+        body = tail[:-1] if tail.endswith(b"\n") else tail
+        cut = body.rfind(b"\n") + 1  # where the last line starts (0: the tail is one line)
+        if tail.endswith(b"\n") and _is_json(body[cut:]):
+            return
+        f.truncate(start + cut if cut or start == 0 else start)
         f.flush()
         os.fsync(f.fileno())
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return not line.strip()  # an empty line is not a cut one
+    return True
 
 
 def _event(text: str) -> tuple[dict[str, Any] | None, str]:

@@ -104,17 +104,27 @@ def is_saving(trial: Any) -> bool:
 
 
 def damaged_experiment_state(exp_dir: Path) -> str | None:
-    """The name of the experiment state Ray would restore from (the newest by name, as Ray chooses) if it
-    is not JSON, e.g. cut short by a full disk; None when it reads, or when there is none."""
+    """The name of the Ray file a restore would read first and fail on: the experiment state (the newest by
+    name, as Ray chooses) if it is not JSON, or the searcher's state (likewise) if it does not unpickle, e.g.
+    either cut short by a full disk. Ray logs such a failure and goes on with an empty run, which then ends
+    every trial. None when both read, or when there are none."""
     import json
 
+    import ray.cloudpickle
+
     found = sorted(Path(exp_dir).glob(EXPERIMENT_STATES))
-    if not found:
-        return None
     try:
-        json.loads(found[-1].read_text())
+        if found:
+            json.loads(found[-1].read_text())
     except (OSError, ValueError):
         return found[-1].name
+    searcher = sorted(Path(exp_dir).glob(SEARCHER_STATES))
+    try:
+        if searcher:  # its Optuna storage connects as it unpickles: to exp_dir's own optuna.db, as on restore
+            with own_optuna_study(exp_dir), open(searcher[-1], "rb") as f:
+                ray.cloudpickle.load(f)
+    except Exception:  # a truncated pickle raises whatever it stops in
+        return searcher[-1].name
     return None
 
 

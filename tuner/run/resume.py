@@ -17,11 +17,11 @@ import logging
 import os
 import shlex
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-from tuner.core.constants import METRIC
+from tuner.core.constants import METRIC, OPTUNA_DB
 from tuner.core.errors import CheckpointError, ExperimentError, TunerError, first_line
 from tuner.learn.checkpoints import CHECKPOINT_FILE, load_checkpoint
 from tuner.results import record
@@ -31,14 +31,13 @@ from tuner.search.settings import SETTINGS_FILE, SweepSettings, load_settings
 
 log = logging.getLogger(__name__)
 
-LOCK_FILE = ".tuner.lock"
-
 
 @contextmanager
 def experiment_lock(exp_dir: Path) -> Iterator[None]:
-    """Hold X's lock while resuming it; a second process gets one line. The kernel drops the lock when the
-    process ends however it ends, so a killed resume never leaves X locked (the empty file stays)."""
-    fd = os.open(Path(exp_dir) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    """Hold X's lock while resuming it; a second process gets one line. The lock is on the folder itself, so
+    a refused resume leaves no file behind, and the kernel drops it when the process ends however it ends:
+    a killed resume never leaves X locked."""
+    fd = os.open(exp_dir, os.O_RDONLY | os.O_DIRECTORY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -75,6 +74,8 @@ def check_resumable(exp_dir: Path) -> tuple[SweepSettings, dict[str, Any], dict[
     absent = [pattern for pattern, present in has.items() if not present]
     if absent:
         raise _refuse(exp_dir, f"Ray's {' and '.join(absent)} {'is' if len(absent) == 1 else 'are'} missing")
+    if ray_adapter.SEARCHER_STATES in has and not _has_study(exp_dir / OPTUNA_DB):
+        raise _refuse(exp_dir, f"the searcher's {OPTUNA_DB} is missing or holds no study")
     damaged = ray_adapter.damaged_experiment_state(exp_dir)
     if damaged:
         raise _refuse(exp_dir, f"Ray's {damaged} is damaged")
@@ -84,6 +85,20 @@ def check_resumable(exp_dir: Path) -> tuple[SweepSettings, dict[str, Any], dict[
         if trial.outcome is None and trial.epochs and not trial.epochs[-1].get("diverged"):
             _check_checkpoint(exp_dir, trial.trial_id)
     return settings, info, trials
+
+
+def _has_study(db: Path) -> bool:
+    """The Optuna study the searcher's state refers to is there: Ray's OptunaSearch fails every trial's
+    result with a KeyError without it."""
+    import sqlite3
+
+    if not db.is_file():
+        return False
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as db_conn:
+            return bool(db_conn.execute("SELECT COUNT(*) FROM studies").fetchone()[0])
+    except sqlite3.Error:
+        return False
 
 
 def ray_files(settings: SweepSettings) -> list[str]:
