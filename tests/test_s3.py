@@ -28,6 +28,7 @@ from test_ray_bounds import env_with, ray_tmp, tuner  # noqa: F401  (ray_tmp is 
 
 from tuner.cli.main import main
 from tuner.core.errors import ExperimentExistsError, SettingsError, redact
+from tuner.run import storage
 from tuner.run.storage import check_storage
 from tuner.search.settings import SweepSettings
 
@@ -71,6 +72,30 @@ def test_an_experiment_already_in_the_bucket_is_never_overwritten(capsys, tmp_pa
     line = refused(capsys, tmp_path, monkeypatch, uri(s3_bucket, s3_server), name="taken")
     assert "experiment 'taken' already exists in s3://" in line, line
     assert keys(s3_server, s3_bucket) == ["runs/taken/tuner.pkl"]
+
+
+@pytest.mark.parametrize(
+    "credentials, says",
+    [
+        (None, "did not answer within 2 s; check the URI"),  # pyarrow's GCS client retries for many minutes
+        ("/nonexistent/gcs.json", "cannot be reached (Unknown error: google::cloud::Status"),
+    ],
+)
+def test_a_gcs_storage_that_cannot_be_used_is_one_line_within_the_bound(
+    capsys, tmp_path, monkeypatch, credentials, says
+):
+    monkeypatch.setattr(storage, "PROBE_TIMEOUT_S", 2.0)
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    if credentials:
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", credentials)
+    with socket.socket() as silent:  # accepts connections, never speaks HTTP
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        endpoint = f"127.0.0.1:{silent.getsockname()[1]}"
+        line = refused(
+            capsys, tmp_path, monkeypatch, f"gs://no-such-bucket/runs?endpoint_override={endpoint}&scheme=http"
+        )
+    assert says in line, line
 
 
 def test_an_unknown_scheme_is_one_line(capsys, tmp_path, monkeypatch):

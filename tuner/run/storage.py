@@ -20,6 +20,8 @@ pyarrow's defaults.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 3.0
 REQUEST_TIMEOUT_S = 5.0  # a HEAD request; an endpoint that accepts and never answers costs ATTEMPTS times this
 ATTEMPTS = 2  # the first try and one retry: a refused port or a missing bucket does not get better
+# The whole probe, for any filesystem: S3's own bounds above come first; GCS has none that hold (check_storage).
+PROBE_TIMEOUT_S = float(os.environ.get("TUNER_STORAGE_TIMEOUT_S", "60"))
 
 
 def where(settings: SweepSettings, exp_dir: Path) -> str:
@@ -77,10 +81,39 @@ def _unusable(uri: str, what: str, exc: BaseException | None, fix: str) -> Setti
 
 def check_storage(settings: SweepSettings, new: bool) -> None:
     """For a URI storage: the endpoint answers, the bucket exists, tuner may write there, and (for a new
-    sweep) no experiment of that name is there yet. Nothing is left behind. A directory storage passes."""
+    sweep) no experiment of that name is there yet. Nothing is left behind. A directory storage passes.
+
+    Within PROBE_TIMEOUT_S: only S3 gets a client with short timeouts, and pyarrow's GCS client retries an
+    unreachable metadata server or endpoint for many minutes, inside C++ where neither Ctrl-C nor SIGTERM
+    reaches it. The probe runs in a thread of its own that is left behind if it does not return in time."""
     if not settings.remote_storage:
         return
+    done: dict[str, BaseException | None] = {}
+
+    def probe() -> None:
+        try:
+            _check_storage(settings, new)
+            done["error"] = None
+        except BaseException as exc:  # handed to the caller's thread
+            done["error"] = exc
+
+    thread = threading.Thread(target=probe, name="tuner-storage-probe", daemon=True)
+    thread.start()
+    thread.join(PROBE_TIMEOUT_S)
+    if "error" not in done:
+        raise _unusable(
+            settings.storage,
+            f"did not answer within {PROBE_TIMEOUT_S:.0f} s",
+            None,
+            "check the URI, the network and your credentials (TUNER_STORAGE_TIMEOUT_S sets the bound)",
+        )
+    if done["error"] is not None:
+        raise done["error"]
+
+
+def _check_storage(settings: SweepSettings, new: bool) -> None:
     import pyarrow.fs
+    import pyarrow.lib
 
     uri = settings.storage
     fs, root = _filesystem(uri)
@@ -94,7 +127,7 @@ def check_storage(settings: SweepSettings, new: bool) -> None:
         if found == pyarrow.fs.FileType.File:
             raise _unusable(uri, f"{root} is a file", None, "pass a directory or a prefix")
         taken = fs.get_file_info(f"{root}/{settings.name}").type != pyarrow.fs.FileType.NotFound
-    except OSError as exc:  # pyarrow's network, permission and protocol errors
+    except (OSError, pyarrow.lib.ArrowException) as exc:  # network, permission, protocol and credential errors
         raise _unusable(uri, "cannot be reached", exc, fix) from None
     if new and taken:
         raise ExperimentExistsError(
