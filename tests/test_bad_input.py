@@ -98,9 +98,20 @@ ROWS += [
 ROWS += [
     row(
         (*SWEEP, "--space", "{tmp}/s.yaml"),
-        "start point {'lr': -0.5}: lr is -0.5",
+        "start point lr: -0.5 is outside its range (0.0001 to 0.01)",
         {"s.yaml": space() + "start:\n  - {lr: -0.5}\n"},
     ),
+    row(  # a valid learning rate, outside the range searched: Optuna would warn and train it anyway
+        (*SWEEP, "--space", "{tmp}/s.yaml"),
+        "start point lr: 9.0 is outside its range (0.0001 to 0.01); move the point inside",
+        {"s.yaml": space() + "start:\n  - {lr: 9.0}\n"},
+    ),
+    row((*SWEEP, "--num-samples", str(10**30)), "--num-samples must be at most 100000", id="num-samples 10**30"),
+    row(("sweep", "--storage", "", "--name", "x"), "argument --storage: is empty; pass a directory or a URI"),
+    row((*SWEEP, "--address", " "), "argument --address: is empty; pass HOST:PORT or auto"),
+    row(("list", "--storage", ""), "argument --storage: is empty; pass a directory", id="list --storage empty"),
+    row(("export", "x", "--out", ""), "argument --out: is empty; pass a directory"),
+    row((*SWEEP, "--max-epochs", "100001"), "--max-epochs must be at most 100000", id="max-epochs 100001"),
     # reading experiments: names, storage, damaged files
     row(("results", "nope", "--storage", "{storage}"), "no experiment 'nope'"),
     row(("results", LONG, "--storage", "{storage}"), "no experiment 'aaaa"),

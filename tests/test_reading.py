@@ -14,7 +14,7 @@ import torch
 import tuner
 from tuner.cli.main import main
 from tuner.inference.formats import FORMATS, load_exported
-from tuner.results import record
+from tuner.results import record, tables
 from tuner.results.tables import HISTORY_COLUMNS, TRIAL_COLUMNS
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -247,3 +247,18 @@ def test_a_table_write_that_is_interrupted_leaves_the_file_as_it_was(tmp_path):
     with replaced(path) as temp:
         temp.write_text("trial_id\nnew\n")
     assert path.read_text() == "trial_id\nnew\n" and list(tmp_path.iterdir()) == [path]
+
+
+def test_best_json_is_strict_json_with_null_for_what_was_not_measured(made_experiment, tmp_path):
+    copy = tmp_path / "made"
+    shutil.copytree(made_experiment, copy)
+    with open(copy / "record.jsonl") as f:
+        lines = f.read().splitlines()
+    epoch = next(i for i, line in enumerate(lines) if '"aaa11111"' in line and '"epoch": 2' in line)
+    doc = json.loads(lines[epoch])
+    lines[epoch] = json.dumps({**doc, "images_per_s": float("nan")})  # what a trial that was not timed reports
+    (copy / "record.jsonl").write_text("\n".join(lines) + "\n")
+    tables.summarise(copy)
+    text = (copy / "best.json").read_text()
+    best = json.loads(text, parse_constant=lambda name: pytest.fail(f"best.json holds a bare {name}"))
+    assert best["trial_id"] == "aaa11111" and best["metrics"]["images_per_s"] is None

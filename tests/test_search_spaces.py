@@ -81,7 +81,7 @@ BAD = {
     ),
     "start point out of bounds": (
         "params:\n  lr: {type: uniform, low: 0.1, high: 1}\nstart:\n  - {lr: -1}\n",
-        r"start point \{'lr': -1\}: lr is -1",
+        r"start point lr: -1 is outside its range \(0.1 to 1\); move the point inside",
     ),
 }
 

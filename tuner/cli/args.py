@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import NoReturn
 
 from tuner.core.constants import RESULTS_DIR
@@ -42,6 +43,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def text(what: str) -> Callable[[str], str]:
+    """A flag's value that may not be empty: `--storage ""` would mean the working directory, by accident."""
+
+    def check(value: str) -> str:
+        if not value.strip():
+            raise argparse.ArgumentTypeError(f"is empty; pass {what}")
+        return value
+
+    return check
+
+
 def batch_sizes(text: str) -> tuple[int, ...]:
     try:
         return tuple(positive_int(b) for b in text.split(","))
@@ -50,7 +62,12 @@ def batch_sizes(text: str) -> tuple[int, ...]:
 
 
 def storage_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--storage", default=RESULTS_DIR, help=f"directory that holds experiments [{RESULTS_DIR}]")
+    p.add_argument(
+        "--storage",
+        default=RESULTS_DIR,
+        type=text("a directory"),
+        help=f"directory that holds experiments [{RESULTS_DIR}]",
+    )
 
 
 def experiment_arg(p: argparse.ArgumentParser) -> None:

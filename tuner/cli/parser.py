@@ -6,7 +6,16 @@ from __future__ import annotations
 import argparse
 
 from tuner.cli import commands
-from tuner.cli.args import Parser, batch_sizes, experiment_arg, port, positive_float, positive_int, storage_flag
+from tuner.cli.args import (
+    Parser,
+    batch_sizes,
+    experiment_arg,
+    port,
+    positive_float,
+    positive_int,
+    storage_flag,
+    text,
+)
 from tuner.cli.sweep_args import add_sweep
 from tuner.core.constants import DATASETS, METRIC, TABLE_FORMATS
 from tuner.inference.formats import FORMATS, VERIFY_IMAGES
@@ -61,7 +70,7 @@ def _export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export the best (or a chosen) trial's model, verified")
     experiment_arg(p)
     p.add_argument("--format", choices=sorted(FORMATS), default="state_dict")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", required=True, type=text("a directory"), help="output directory")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--trial", help="trial id; its file is named model-TRIAL.* [the best trial, model.*]")
     which.add_argument(
@@ -109,7 +118,11 @@ def _benchmark(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cpus", type=positive_int, help="CPUs of the CPU worker (torch threads follow) [all of the largest node's]"
     )
-    p.add_argument("--address", help="Ray cluster HOST:PORT or auto [$RAY_ADDRESS, else a private local Ray]")
+    p.add_argument(
+        "--address",
+        type=text("HOST:PORT or auto"),
+        help="Ray cluster HOST:PORT or auto [$RAY_ADDRESS, else a private local Ray]",
+    )
     p.set_defaults(func=commands.cmd_benchmark)
 
 

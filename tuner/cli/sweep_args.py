@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from tuner.cli.args import text
 from tuner.core.constants import DATASETS, RESULTS_DIR
 from tuner.search.schedulers import SCHEDULERS
 from tuner.search.searchers import SEARCHERS
@@ -106,6 +107,7 @@ def _resources(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--address",
+        type=text("HOST:PORT or auto"),
         help="Ray cluster HOST:PORT, or auto for the one running on this machine "
         "[$RAY_ADDRESS, else a private local Ray]",
     )
@@ -114,6 +116,7 @@ def _resources(p: argparse.ArgumentParser) -> None:
 def _outputs(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--storage",
+        type=text("a directory or a URI"),
         help="directory or URI (s3://, gs://, file://) that holds experiments; on a multi-node "
         f"cluster it must be shared by every node; a URI's experiment is also copied to {RESULTS_DIR}/NAME "
         f"[{RESULTS_DIR}]",

@@ -13,6 +13,7 @@ early stopping saved.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,8 @@ def _plot_curves(exp: Experiment, metric: Metric, path: Path) -> bool:
         title=f"{exp.name}: every trial, and why it ended",
     )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(title="ended by", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # none while every trial still runs
+        ax.legend(title="ended by", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -168,11 +170,14 @@ def importance(study: Any) -> dict[str, float] | None:
 
 def _plot_history(study: Any, path: Path) -> None:
     """Optuna's optimisation history: every trial's value and the best so far, in the order proposed."""
+    import optuna
     from optuna.visualization.matplotlib import plot_optimization_history
 
     plt = _pyplot()
     two = len(study.directions) > 1  # a --pareto study: its history of the first objective, METRIC
-    ax = plot_optimization_history(study, target=(lambda t: t.values[0]) if two else None, target_name=METRIC)
+    with warnings.catch_warnings():  # "experimental" since Optuna 2.2, said on every call; the figure is fine
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        ax = plot_optimization_history(study, target=(lambda t: t.values[0]) if two else None, target_name=METRIC)
     ax.set_yscale("log" if metrics.get(METRIC).log_scale else "linear")  # the study's values are METRIC's
     ax.figure.set_size_inches(7, 4)
     ax.figure.tight_layout()

@@ -173,8 +173,18 @@ def summarise(exp_dir: Path) -> Summary:
             torch.save(best, temp)
         summary.best["model_file"] = str(model_file)
         written = {**summary.best, "checkpoint": _relative(summary.best["checkpoint"], exp_dir)}
-        write_text(exp_dir / "best.json", json.dumps({**written, "model_file": BEST_MODEL_FILE}, indent=2))
+        doc = _strict({**written, "model_file": BEST_MODEL_FILE})
+        write_text(exp_dir / "best.json", json.dumps(doc, indent=2, allow_nan=False))
     return summary
+
+
+def _strict(value: Any) -> Any:
+    """NaN and infinities as null: strict JSON readers (jq, JavaScript) refuse Python's bare NaN."""
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _relative(path: Any, exp_dir: Path) -> Any:

@@ -54,8 +54,9 @@ NAME_MAX, PATH_MAX, TRIAL_PATH_ROOM = 255, 4096, 128
 SEED_FIX = f"pass a whole number from 0 to {SEED_MAX}"
 # Whole-number flags: (field, smallest, largest or None, what to do).
 WHOLE_FLAGS = (
-    ("num_samples", 1, None, "pass 1 or more"),
-    ("max_epochs", 1, None, "pass 1 or more"),
+    # Each trial is a folder, record lines and an Optuna trial; beyond these a typo is likelier than a plan.
+    ("num_samples", 1, 100_000, "pass 1 to 100,000"),
+    ("max_epochs", 1, 100_000, "pass 1 to 100,000"),
     ("grace_period", 1, None, "pass 1 or more"),
     ("patience", 1, None, "pass 1 or more"),
     ("train_size", 1, None, "pass 1 or more"),

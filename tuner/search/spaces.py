@@ -46,6 +46,17 @@ class Param:
     high: float | None = None
     values: tuple[Any, ...] = ()
 
+    def contains(self, value: Any) -> bool:
+        """Whether `value` lies in this domain (a value of another type never does)."""
+        if self.type == "choice":
+            return value in self.values
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        return self.low <= value <= self.high and (self.type != "int" or float(value).is_integer())
+
+    def describe(self) -> str:
+        return f"one of {list(self.values)}" if self.type == "choice" else f"{self.low:g} to {self.high:g}"
+
     def to_optuna(self) -> Any:
         """The same domain as an Optuna distribution (the report weighs parameters with it)."""
         from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
@@ -141,6 +152,12 @@ def _parse_start(path: Path, start: Any, params: tuple[Param, ...]) -> tuple[dic
                 f"{path}: start point {point} does not set exactly the searched parameters; "
                 f"give each of {sorted(names)}"
             )
+        for param in params:  # Optuna would warn, then train the point anyway: outside the space searched
+            if not param.contains(point[param.name]):
+                raise SearchSpaceError(
+                    f"{path}: start point {param.name}: {point[param.name]!r} is outside its range "
+                    f"({param.describe()}); move the point inside, or widen the range"
+                )
     return tuple(start)
 
 
