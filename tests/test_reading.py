@@ -262,3 +262,11 @@ def test_best_json_is_strict_json_with_null_for_what_was_not_measured(made_exper
     text = (copy / "best.json").read_text()
     best = json.loads(text, parse_constant=lambda name: pytest.fail(f"best.json holds a bare {name}"))
     assert best["trial_id"] == "aaa11111" and best["metrics"]["images_per_s"] is None
+
+
+def test_a_record_cut_at_a_line_boundary_is_damage_when_a_trial_it_lost_has_checkpoints(made_experiment, tmp_path):
+    """Lines gone from the end are not a killed driver's cut line: the trials they named still have folders."""
+    copy, _ = damaged_copy(made_experiment, tmp_path, lambda lines: lines[:3])  # aaa's start and two epochs
+    with pytest.raises(record.RecordError, match=r"is cut short \(trial_bbb22222 has checkpoints, but no line"):
+        record.read(copy)
+    assert main(["results", str(copy)]) == 2

@@ -14,6 +14,7 @@ RESULTS_DIR = "results"
 
 # The best trial's model, rebuilt from this file alone, in every finished experiment.
 BEST_MODEL_FILE = "best_model.pt"
+CHECKPOINT_FILE = "checkpoint.pt"  # in each of a trial's checkpoint folders
 
 # The sweep's Optuna study (SQLite), beside its results: optuna-dashboard reads it live.
 OPTUNA_DB = "optuna.db"

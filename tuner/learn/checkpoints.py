@@ -17,11 +17,9 @@ from typing import Any
 import torch
 
 from tuner.core.configs import ModelConfig
-from tuner.core.constants import BEST_MODEL_FILE
+from tuner.core.constants import BEST_MODEL_FILE, CHECKPOINT_FILE
 from tuner.core.errors import CheckpointError, first_line
 from tuner.learn.model import StudentCNN, build_model
-
-CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def save_checkpoint(state: dict[str, Any], directory: str | Path) -> Path:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.core import metrics
+from tuner.core.constants import CHECKPOINT_FILE
 from tuner.core.errors import RecordError
 
 RECORD_FILE = "record.jsonl"
@@ -60,6 +61,8 @@ class Damage:
         path = Path(exp_dir) / RECORD_FILE
         if self.line == 0:
             return f"{path} is missing ({self.what}); restore it from a backup: tables and resume are built from it"
+        if self.line < 0:
+            return f"{path} is cut short ({self.what}); restore it from a backup: tables and resume are built from it"
         others = f", and {more} more damaged line{'s' if more > 1 else ''} after it" if more else ""
         return (
             f"{path} is damaged at line {self.line} ({self.what}{others}); "
@@ -167,6 +170,13 @@ def scan(exp_dir: Path) -> tuple[dict[str, TrialRecord], list[Damage]]:
             trial.outcome, trial.error = doc.get("outcome"), doc.get("error", "")
     for trial_id, epochs in by_epoch.items():
         trials[trial_id].epochs = [epochs[e] for e in sorted(epochs)]
+    # A trial's start is recorded before it can report, and it saves a checkpoint only with a report: a
+    # checkpoint of a trial the record never names means lines are gone, not a driver killed mid-line.
+    unnamed = [
+        d.name for d in exp_dir.glob("trial_*") if d.name[6:] not in trials and any(d.glob(f"*/{CHECKPOINT_FILE}"))
+    ]
+    if unnamed:
+        damage.append(Damage(-1, f"{sorted(unnamed)[0]} has checkpoints, but no line names the trial"))
     return {trial_id: t for trial_id, t in trials.items() if t.outcome != LOST}, damage
 
 

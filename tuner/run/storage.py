@@ -14,7 +14,7 @@ Ray does not look at the storage before it starts, and pyarrow's default S3 clie
 that does not answer for a long while; a wrong endpoint or bucket then surfaces as a traceback from deep
 inside a running Ray. So the probe here uses its own client with a short connect timeout and one retry,
 and turns every failure into one line. Only S3 gets the bounded client; other filesystems are probed with
-pyarrow's defaults.
+pyarrow's defaults, and every probe as a whole within PROBE_TIMEOUT_S (TUNER_STORAGE_TIMEOUT_S).
 """
 
 from __future__ import annotations
