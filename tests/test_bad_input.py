@@ -111,6 +111,8 @@ ROWS += [
     row((*SWEEP, "--address", " "), "argument --address: is empty; pass HOST:PORT or auto"),
     row(("list", "--storage", ""), "argument --storage: is empty; pass a directory", id="list --storage empty"),
     row(("export", "x", "--out", ""), "argument --out: is empty; pass a directory"),
+    row((*SWEEP, "--space", ""), "argument --space: is empty; pass a search space name or a YAML file"),
+    row((*SWEEP, "--space", "{tmp}"), "is a directory; pass a YAML file or one of:", id="--space a directory"),
     row((*SWEEP, "--max-epochs", "100001"), "--max-epochs must be at most 100000", id="max-epochs 100001"),
     # reading experiments: names, storage, damaged files
     row(("results", "nope", "--storage", "{storage}"), "no experiment 'nope'"),

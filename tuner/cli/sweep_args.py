@@ -40,6 +40,7 @@ def add_sweep(sub: argparse._SubParsersAction, handler: Callable[[argparse.Names
 def _search(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--space",
+        type=text("a search space name or a YAML file"),
         help=f"search space: a name ({', '.join(available_spaces())}) or a YAML path "
         "[the preset's: default for quick, full for full; pareto with --pareto]",
     )

@@ -87,8 +87,9 @@ def resolve_path(name_or_path: str) -> Path:
     path = Path(name_or_path).expanduser()
     if path.suffix in {".yaml", ".yml"} or path.exists():
         if not path.is_file():
+            what = "is a directory" if path.is_dir() else "does not exist"
             raise SearchSpaceError(
-                f"search space file {path} does not exist; pass a YAML file or one of: {', '.join(available_spaces())}"
+                f"search space file {path} {what}; pass a YAML file or one of: {', '.join(available_spaces())}"
             )
         return path
     named = SPACES_DIR / f"{name_or_path}.yaml"
