@@ -234,7 +234,7 @@ def write_report(exp: Experiment) -> Path:
         lines += ["| parameter | importance |\n|---|---|"] + [f"| {k} | {v:.2f} |" for k, v in imp.items()]
     else:
         lines += [f"Needs at least {MIN_TRIALS_FOR_IMPORTANCE} finished trials in the study."]
-    if study is not None and study.trials:
+    if study is not None and any(t.state.name == "COMPLETE" for t in study.trials):  # else Optuna warns, draws none
         _plot_history(study, out / "history.png")
         lines += ["", "## Optimisation history (Optuna study)", "", "![optimisation history](history.png)"]
     lines += ["", "## Held-out images: input, teacher, model, difference", ""]

@@ -79,8 +79,6 @@ def check_resumable(exp_dir: Path) -> tuple[SweepSettings, dict[str, Any], dict[
     damaged = ray_adapter.damaged_experiment_state(exp_dir)
     if damaged:
         raise _refuse(exp_dir, f"Ray's {damaged} is damaged")
-    if trials == {} and any(exp_dir.glob("trial_*")):
-        raise _refuse(exp_dir, f"its {record.RECORD_FILE} names no trial, but trial folders exist")
     for trial in trials.values():
         if trial.outcome is None and trial.epochs and not trial.epochs[-1].get("diverged"):
             _check_checkpoint(exp_dir, trial.trial_id)
