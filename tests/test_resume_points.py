@@ -129,3 +129,16 @@ def test_the_resume_line_counts_finished_continuing_and_unstarted_trials(made_ex
     assert summary_line(made_experiment, replace(settings, num_samples=6), one_running) == (
         "resuming 'made': 3 of 6 trials finished, 1 to continue, 2 to start"
     )
+
+
+def test_a_sweep_interrupted_before_its_first_epoch_resumes_and_a_record_that_lost_trials_does_not(tmp_path):
+    from tuner.run.resume import check_resumable
+
+    exp = tmp_path / "legacy"
+    shutil.copytree(LEGACY, exp)
+    (exp / "record.jsonl").write_text("")  # Ctrl-C before any trial reported: folders, no checkpoints, no lines
+    with pytest.raises(record.RecordError, match=r"is cut short \(trial_\w+ has checkpoints, but no line"):
+        check_resumable(exp)
+    for checkpoint in exp.glob("trial_*/checkpoint_*"):
+        shutil.rmtree(checkpoint)
+    assert check_resumable(exp)[2] == {}
