@@ -116,6 +116,15 @@ def test_an_unpickled_study_opens_the_folders_own_optuna_db(tmp_path):
         pickle.loads(pickled)
 
 
+def test_the_restored_searchers_storage_follows_the_folder_only_inside_the_block():
+    from ray.tune.execution.tune_controller import TuneController
+
+    rays = TuneController.resume
+    with ray_adapter.new_trials_follow_the_folder():
+        assert TuneController.resume is not rays
+    assert TuneController.resume is rays  # the end-to-end case is tests/test_relocation.py
+
+
 def test_no_other_module_names_a_ray_private():
     names = [
         "_local_tuner",
@@ -139,6 +148,9 @@ def test_no_other_module_names_a_ray_private():
         '"checkpoint_',
         "_get_client",
         "._trial_runs",
+        "TuneController",
+        "_search_alg",
+        '"_experiment"',
     ]
     found = [
         f"{path.relative_to(PACKAGE)}: {name}"

@@ -3,17 +3,23 @@ touch no other folder, byte for byte (slow, real Ray through the CLI).
 
 The experiment is tests/fixtures/legacy_experiment, an interrupted sweep written by tuner 0.1 (its classes
 pickled under the old flat module paths, its space file and Optuna study at paths that no longer exist): the
-same resumes show that such an experiment still runs to the end.
+same resumes show that such an experiment still runs to the end. A last test makes its own sweep, so that the
+resume of a same-name copy creates new trials.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from sweep_helpers import wait_for_one_done_and_one_running
 from test_ray_bounds import env_with, ray_tmp, tuner  # noqa: F401  (ray_tmp is a fixture)
 
 pytestmark = pytest.mark.slow
@@ -54,3 +60,30 @@ def test_copied_and_moved_experiments_resume_inside_themselves(ray_tmp, tmp_path
         assert not pd.read_csv(target / "history.csv").duplicated(["trial_id", "epoch"]).any()
     assert sorted(p.name for p in original.parent.iterdir()) == ["legacy", "legacy_copy"]
     assert _digest(FIXTURE) == before and not Path("/tmp/legacyfx").exists()
+
+
+def test_trials_a_resume_creates_are_stored_in_the_copy_not_the_original(ray_tmp, tmp_path):  # noqa: F811
+    """A copy under the same name in another directory, resumed while the original is still there: the trials
+    the restored searcher creates must checkpoint into the copy (Ray's saved searcher names the original)."""
+    env = env_with(ray_tmp)
+    original = tmp_path / "A" / "ib"
+    argv = [sys.executable, "-m", "tuner", "sweep", "--name", "ib", "--storage", str(original.parent)]
+    argv += "--dataset synthetic --num-samples 4 --max-epochs 2 --grace-period 2 --train-size 512 --val-size 32".split()
+    argv += ["--concurrency", "1", "--no-benchmark"]
+    proc = subprocess.Popen(
+        argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        wait_for_one_done_and_one_running(proc, original)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=120) == 130
+    copy = tmp_path / "B" / "ib"
+    shutil.copytree(original, copy)
+    before = _digest(original)
+    done = tuner("sweep", "--resume", "ib", "--storage", copy.parent, "--no-benchmark", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "to start" in done.stdout  # the searcher created trials after the restore
+    assert _digest(original) == before
+    trials = pd.read_csv(copy / "trials.csv")
+    assert len(trials) == 4 and all((copy / c).is_file() for c in trials["checkpoint"])

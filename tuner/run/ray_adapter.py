@@ -2,8 +2,8 @@
 
 Ray's public API does not cover everything a resumable sweep needs: the configs a restored Tuner came back
 with, two HyperBand limits, the scheduler's metric, whether a trial is saving, the MLflow callback's client and
-runs, three environment switches,
-three logger names and the files Ray writes into an experiment folder. Each is named here once, and each
+runs, where a restored searcher stores new trials, three environment switches, three logger names and the
+files Ray writes into an experiment folder. Each is named here once, and each
 accessor fails with a TunerError naming the installed Ray version and what is missing, never with a silent
 default: a Ray upgrade that moves one of them stops the sweep in one line instead of changing what it does.
 tests/test_ray_adapter.py checks every name against the installed Ray. One Optuna behaviour is answered
@@ -186,3 +186,34 @@ def own_optuna_study(exp_dir: Path) -> Iterator[None]:
         yield
     finally:
         RDBStorage.__setstate__ = original
+
+
+@contextmanager
+def new_trials_follow_the_folder() -> Iterator[None]:
+    """During fit(), a restored searcher creates its new trials where the resumed experiment now is.
+
+    Ray's SearchGenerator saves its Experiment, whose spec holds the storage (path and name) the sweep was
+    made with, in search_gen_state-*, and restores it as it was. TuneController.resume() repoints the trials
+    it restores (_restore_trials) but not this spec, so the new trials of a copied or moved experiment would
+    checkpoint into the original's folder. After resume() the spec is repointed the way Ray repoints a trial."""
+    from ray.tune.execution.tune_controller import TuneController
+
+    original = TuneController.__dict__.get("resume")
+    if original is None:
+        missing("TuneController.resume (restoring a sweep)")
+
+    def resume(self: Any, resume_config: Any) -> None:
+        original(self, resume_config)
+        experiment = getattr(_private(self, "_search_alg", "the controller's searcher"), "_experiment", None)
+        storage = experiment.spec.get("storage") if experiment is not None else None
+        if storage is not None:
+            current = _private(self, "_storage", "the controller's storage")
+            storage.storage_filesystem = current.storage_filesystem
+            storage.storage_fs_path = current.storage_fs_path
+            storage.experiment_dir_name = current.experiment_dir_name
+
+    TuneController.resume = resume
+    try:
+        yield
+    finally:
+        TuneController.resume = original

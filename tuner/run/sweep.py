@@ -38,7 +38,7 @@ from tuner.run.fit import new_tuner, quiet_ray, started_together, term_as_interr
 from tuner.run.fit import trial_dirname as _trial_dirname  # noqa: F401  (tuner 0.1 pickled tuner.sweep.*)
 from tuner.run.pareto import retime_models, teacher_speed
 from tuner.run.progress import SweepMonitor
-from tuner.run.ray_adapter import own_optuna_study
+from tuner.run.ray_adapter import new_trials_follow_the_folder, own_optuna_study
 from tuner.run.resume import (
     check_resumable,
     experiment_lock,
@@ -221,7 +221,8 @@ def _fit_and_summarise(
     with term_as_interrupt():
         try:
             # Ray restores the searcher inside fit(): its Optuna study must be this folder's (see ray_adapter).
-            with quiet_ray(), started_together(parallel), own_optuna_study(exp_dir):
+            folder = new_trials_follow_the_folder()
+            with quiet_ray(), started_together(parallel), own_optuna_study(exp_dir), folder:
                 tuner.fit()  # Ctrl-C or SIGTERM: Ray saves its state and returns early
         except KeyboardInterrupt:
             pass  # a second Ctrl-C: Ray stops at once; the record still says what ended, the state says interrupted
