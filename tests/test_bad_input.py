@@ -53,6 +53,9 @@ ROWS = [
     row((*SWEEP, "--dataset", "folder:/nonexistent"), "image folder /nonexistent does not exist"),
     row((*SWEEP, "--dataset", "folder:"), "image folder (none given) does not exist"),
     row((*SWEEP, "--name", "a/b"), "must be a plain directory name"),
+    row((*SWEEP, "--name", "x*"), "--name 'x*' is not a plain name; use letters, digits"),
+    row((*SWEEP, "--name", ".hidden"), "--name '.hidden' is not a plain name", id="hidden name"),
+    row((*SWEEP, "--name", "two words"), "--name 'two words' is not a plain name", id="name with a space"),
     row((*SWEEP, "--name", LONG), "--name is 300 bytes long, over the 255 of a file name"),
     row((*SWEEP, "--storage", f"{{tmp}}/{LONG}"), "--storage has a part 300 bytes long"),
     row((*SWEEP, "--storage", "{tmp}/a-file"), "is a file, not a directory", {"a-file": ""}),
@@ -221,15 +224,19 @@ def test_a_port_in_use_gets_one_line(made_experiment, tmp_path, capsys):
 def test_list_shows_every_experiment_and_marks_the_damaged_ones(made_experiment, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     storage = Path("results")  # relative, as the default
-    for name in ("good", "bad-settings", "bad-record"):
+    for name in ("good", "bad-settings", "bad-record", "no-settings"):
         shutil.copytree(made_experiment, storage / name)
     (storage / "bad-settings" / "sweep.json").write_text('{"name": "bad-sett')
     (storage / "bad-record" / "record.jsonl").write_bytes(GARBAGE)
+    (storage / "no-settings" / "sweep.json").unlink()
     code, out, err = run(capsys, "list", "--storage", storage, "--format", "json")
     assert code == 0, err
     rows = {r["name"]: r for r in json.loads(out)}
     assert rows["good"]["state"] == "finished" and rows["good"]["trials"] == 3
     assert rows["bad-settings"]["state"].startswith("damaged: sweep.json cannot be read")
+    assert rows["no-settings"]["state"] == "damaged: sweep.json cannot be read (No such file or directory)"
+    for argv in (("results", "no-settings"), ("sweep", "--resume", "no-settings")):  # found, and said to be damaged
+        one_line(capsys, "no-settings/sweep.json cannot be read (No such file or directory)", *argv)
     assert rows["bad-record"]["state"].startswith("damaged: ")
     assert "/" not in rows["bad-settings"]["state"]  # short: the experiment's path is its row
 
@@ -238,6 +245,9 @@ def test_export_into_a_place_that_cannot_be_written(made_experiment, tmp_path, c
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     one_line(capsys, "cannot write to", "export", made_experiment, "--out", blocker / "sub")
+    one_line(capsys, "is a file, not a directory", "export", made_experiment, "--out", blocker)
+    if Path("/dev/full").exists():  # a device, not a directory: refused, not "File exists"
+        one_line(capsys, "--out /dev/full is a file, not a directory", "export", made_experiment, "--out", "/dev/full")
 
 
 def test_damaged_and_missing_checkpoints(copy, tmp_path, capsys):

@@ -7,6 +7,7 @@ nodes (slow: the test session's Ray).
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
@@ -54,6 +55,33 @@ def test_a_two_byte_checkpoint_is_refused_in_one_line(copy, tmp_path, capsys):  
     for ckpt in copy.glob("trial_aaa11111/checkpoint_*/checkpoint.pt"):
         ckpt.write_bytes(b"ab")
     one_line(capsys, "is corrupt or not a tuner checkpoint", "export", copy, "--out", tmp_path / "out")
+
+
+class _NotATensor:  # a checkpoint holding it is refused by torch's safe loader
+    pass
+
+
+@pytest.mark.parametrize(
+    "make, why",
+    [
+        (lambda f: f.write_text("hello\n"), "not a file torch.save wrote"),
+        (lambda f: f.write_bytes(b"\x80\x02garbage"), "a damaged or truncated pickle"),
+        (lambda f: torch.save({"a": _NotATensor()}, f), "a safe load refuses"),
+        (lambda f: f.write_bytes(_saved_bytes()[:300]), "a damaged or truncated PyTorch archive"),
+    ],
+    ids=["text", "pickle", "object", "truncated"],
+)
+def test_an_unreadable_model_file_says_what_it_is_in_a_short_line(tmp_path, capsys, make, why):
+    broken = tmp_path / "m.pt"
+    make(broken)
+    err = one_line(capsys, "is corrupt or not a tuner checkpoint (", "evaluate", broken)
+    assert why in err and len(err) - len(str(broken)) < 160 and "weights_only" not in err, err
+
+
+def _saved_bytes() -> bytes:
+    buffer = io.BytesIO()
+    torch.save({"w": torch.zeros(64)}, buffer)
+    return buffer.getvalue()
 
 
 def test_a_directory_in_place_of_the_export_is_refused_even_with_force(made_experiment, tmp_path, capsys):

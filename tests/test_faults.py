@@ -71,7 +71,7 @@ def test_sigkill_then_resume_keeps_every_trial_exactly_once(tmp_path):
             "a finished and a running trial",
         )
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started, without a word
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver without a word; its Ray dies with it (fate-sharing)
         proc.wait()
     before = _epochs_logged(exp)
     finished = [t for t, n in before.items() if n == 3]

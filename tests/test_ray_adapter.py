@@ -10,6 +10,8 @@ import os
 import pickle
 import re
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -117,12 +119,19 @@ def test_an_unpickled_study_opens_the_folders_own_optuna_db(tmp_path):
 
 
 def test_the_restored_searchers_storage_follows_the_folder_only_inside_the_block():
-    from ray.tune.execution.tune_controller import TuneController
-
     rays = TuneController.resume
     with ray_adapter.new_trials_follow_the_folder():
         assert TuneController.resume is not rays
     assert TuneController.resume is rays  # the end-to-end case is tests/test_relocation.py
+
+
+def test_rays_processes_start_in_a_session_of_their_own_only_inside_the_block():
+    from ray._private import services
+
+    with ray_adapter.ray_processes_in_their_own_session():
+        child = services.ConsolePopen([sys.executable, "-c", "import os; print(os.getsid(0))"], stdout=subprocess.PIPE)
+        assert int(child.communicate()[0]) == child.pid != os.getsid(0)
+    assert services.ConsolePopen.__name__ == "ConsolePopen"
 
 
 def test_no_other_module_names_a_ray_private():
@@ -149,6 +158,7 @@ def test_no_other_module_names_a_ray_private():
         "_get_client",
         "._trial_runs",
         "TuneController",
+        "ConsolePopen",
         "_search_alg",
         '"_experiment"',
     ]

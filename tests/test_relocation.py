@@ -63,21 +63,25 @@ def test_copied_and_moved_experiments_resume_inside_themselves(ray_tmp, tmp_path
 
 
 def test_trials_a_resume_creates_are_stored_in_the_copy_not_the_original(ray_tmp, tmp_path):  # noqa: F811
-    """A copy under the same name in another directory, resumed while the original is still there: the trials
-    the restored searcher creates must checkpoint into the copy (Ray's saved searcher names the original)."""
+    """A sweep stopped by SIGTERM to its process group, then copied under the same name to another directory and
+    resumed while the original is still there: the trials the restored searcher creates must checkpoint into
+    the copy (Ray's saved searcher names the original)."""
     env = env_with(ray_tmp)
     original = tmp_path / "A" / "ib"
     argv = [sys.executable, "-m", "tuner", "sweep", "--name", "ib", "--storage", str(original.parent)]
     argv += "--dataset synthetic --num-samples 4 --max-epochs 2 --grace-period 2 --train-size 512 --val-size 32".split()
     argv += ["--concurrency", "1", "--no-benchmark"]
-    proc = subprocess.Popen(
-        argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        proc = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=stdout, stderr=stderr, start_new_session=True)
     try:
         wait_for_one_done_and_one_running(proc, original)
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-    assert proc.wait(timeout=120) == 130
+        # SIGTERM to the whole process group, as `timeout` or `kill -TERM -PGID` send it: Ray's processes,
+        # in a session of their own, must not die under the driver before it has stopped the sweep.
+        os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=120) == 130, err.read_text()[-2000:]
+    assert "tuner sweep --resume ib" in out.read_text() and "GCS" not in err.read_text()
     copy = tmp_path / "B" / "ib"
     shutil.copytree(original, copy)
     before = _digest(original)

@@ -68,6 +68,8 @@ def export_model(
         raise ExportError(f"unknown export format {fmt!r}; use one of: {', '.join(FORMATS)}")
     if len(images) < 1:
         raise ExportError("no images to verify the export on; pass --images 1 or more")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"--out {out_dir} is a file, not a directory; choose another --out")
     path, tolerance = export_path(out_dir, fmt, trial_id), FORMATS[fmt].tolerance
     if path.is_dir():
         raise ExportError(f"{path} is a directory; move it away or choose another --out")

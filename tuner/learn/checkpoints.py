@@ -50,13 +50,32 @@ def load_checkpoint(path: str | Path | bytes) -> dict[str, Any]:
                 io.BytesIO(path) if isinstance(path, bytes) else file, map_location="cpu", weights_only=True
             )
     except Exception as exc:  # torch's safe unpickler raises whatever its parser hits (IndexError for 2 bytes)
+        head = path[:4] if isinstance(path, bytes) else _head(file)
         raise CheckpointError(
-            f"checkpoint {file} is corrupt or not a tuner checkpoint ({first_line(exc, 80)}); "
+            f"checkpoint {file} is corrupt or not a tuner checkpoint ({_unreadable(head, exc)}); "
             "re-export it or pick another trial"
         ) from None
     if not isinstance(state, dict) or "model_config" not in state or "model" not in state:
         raise CheckpointError(f"{file} has no model_config/model entries; it is not a tuner checkpoint")
     return state
+
+
+def _head(file: Path) -> bytes:
+    try:
+        with open(file, "rb") as f:
+            return f.read(4)
+    except OSError:
+        return b""
+
+
+def _unreadable(head: bytes, exc: Exception) -> str:
+    """Why torch could not load a file, from its first bytes: torch's own messages run to paragraphs, and
+    the safe loader's suggests turning safety off."""
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save writes a zip archive, or once a pickle
+        return "not a file torch.save wrote"
+    if "Unsupported global" in str(exc):  # a class outside the safe loader's allow-list
+        return "it holds Python objects, which a safe load refuses"
+    return f"a damaged or truncated {'PyTorch archive' if head.startswith(b'PK') else 'pickle'}"
 
 
 def model_from_state(state: dict[str, Any]) -> StudentCNN:

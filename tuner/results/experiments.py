@@ -31,13 +31,14 @@ if TYPE_CHECKING:
 from tuner.core.constants import RESULTS_DIR
 from tuner.core.errors import ExperimentError, TunerError, first_line, redact
 from tuner.core.files import write_text
-from tuner.results import pareto
+from tuner.results import pareto, record
 from tuner.results import tables as results
 from tuner.search.settings import SETTINGS_FILE, SweepSettings, load_settings
 
 STATE_FILE = "state.json"
 SPACE_COPY = "space.yaml"  # the sweep's search space file, copied into the experiment
 STATES = ("running", "finished", "interrupted")
+EXPERIMENT_MARKS = (SETTINGS_FILE, record.RECORD_FILE, STATE_FILE)  # any of them: a folder is an experiment
 
 
 def local_root(storage: str | Path = RESULTS_DIR) -> Path:
@@ -53,8 +54,8 @@ def find_experiment(name_or_path: str | Path, storage: str | Path = RESULTS_DIR)
     bare = "/" not in str(name_or_path) and not as_path.is_absolute()
     for candidate in (under_storage, as_path) if bare else (as_path, under_storage):
         # os.path.isfile answers False where Path.is_file raises (a name longer than the system allows).
-        if os.path.isfile(candidate / SETTINGS_FILE):
-            return candidate.resolve()
+        if any(os.path.isfile(candidate / mark) for mark in EXPERIMENT_MARKS):
+            return candidate.resolve()  # without sweep.json, loading it says that it is damaged
     root = local_root(storage)
     where = f"{root}/, the local copies of {redact(str(storage))}," if "://" in str(storage) else f"{storage}/"
     known = [p.name for p in experiment_dirs(storage)] if os.path.isdir(root) else []
@@ -80,8 +81,9 @@ def experiment_dirs(storage: str | Path = RESULTS_DIR) -> list[Path]:
         )
     found = sorted(p.parent for p in root.glob(f"*/{SETTINGS_FILE}"))
     if "://" in str(storage):  # results/ may also hold local sweeps and copies of other URIs
-        found = [d for d in found if _same_place(_stored_at(d), str(storage))]
-    return found
+        return [d for d in found if _same_place(_stored_at(d), str(storage))]
+    # A folder that lost its sweep.json is still an experiment (listed as damaged), not nothing.
+    return sorted({p.parent for mark in EXPERIMENT_MARKS for p in root.glob(f"*/{mark}")})
 
 
 def _stored_at(exp_dir: Path) -> str:

@@ -104,7 +104,8 @@ def connect(address: str | None = None) -> RayInfo:
             # A private instance needs no warning about how other machines would authenticate to it.
             auth_log = logging.getLogger(ray_adapter.AUTH_LOGGER)
             auth_log.setLevel(logging.ERROR)
-            ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+            with ray_adapter.ray_processes_in_their_own_session():
+                ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
             auth_log.setLevel(logging.NOTSET)
         else:
             _probe(address)

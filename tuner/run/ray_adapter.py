@@ -2,8 +2,8 @@
 
 Ray's public API does not cover everything a resumable sweep needs: the configs a restored Tuner came back
 with, two HyperBand limits, the scheduler's metric, whether a trial is saving, the MLflow callback's client and
-runs, where a restored searcher stores new trials, three environment switches, three logger names and the
-files Ray writes into an experiment folder. Each is named here once, and each
+runs, where a restored searcher stores new trials, how Ray starts its processes, three environment switches,
+three logger names and the files Ray writes into an experiment folder. Each is named here once, and each
 accessor fails with a TunerError naming the installed Ray version and what is missing, never with a silent
 default: a Ray upgrade that moves one of them stops the sweep in one line instead of changing what it does.
 tests/test_ray_adapter.py checks every name against the installed Ray. One Optuna behaviour is answered
@@ -217,3 +217,30 @@ def new_trials_follow_the_folder() -> Iterator[None]:
         yield
     finally:
         TuneController.resume = original
+
+
+@contextmanager
+def ray_processes_in_their_own_session() -> Iterator[None]:
+    """Ray's processes started meanwhile (GCS, raylet, and through the raylet every worker) get a session of
+    their own, away from the driver's process group.
+
+    Ray's children block SIGINT, so a Ctrl-C to the group reaches only the driver, which stops Ray in order;
+    they do not block SIGTERM, so `kill -TERM -PGID` or `timeout` killed them under the driver, which then
+    waited 60 s for its GCS and exited 1 without the resume hint. Ray's kernel fate-sharing
+    (PR_SET_PDEATHSIG) does not depend on the session: they still die with the driver."""
+    from ray._private import services
+
+    original = services.__dict__.get("ConsolePopen")
+    if original is None:
+        missing("ray._private.services.ConsolePopen (how Ray starts its processes)")
+
+    class OwnSessionPopen(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("start_new_session", True)
+            super().__init__(*args, **kwargs)
+
+    services.ConsolePopen = OwnSessionPopen
+    try:
+        yield
+    finally:
+        services.ConsolePopen = original

@@ -62,8 +62,8 @@ def check_resumable(exp_dir: Path) -> tuple[SweepSettings, dict[str, Any], dict[
     """Everything a resume needs, read before any file is changed: readable settings and record, Ray's
     saved state, and a usable checkpoint for every unfinished trial that trained. Refuses in one line."""
     try:
-        settings, info = load_settings(exp_dir)
-    except (OSError, ValueError, TypeError, TunerError) as exc:
+        settings, info = load_settings(exp_dir)  # damaged or missing: its own line, which names the file
+    except (OSError, ValueError, TypeError) as exc:
         raise _refuse(exp_dir, f"{SETTINGS_FILE} cannot be read ({first_line(exc, 80)})") from None
     trials = record.read(exp_dir)  # RecordError: missing or damaged, in one line
     has = {pattern: any(exp_dir.glob(pattern)) for pattern in ray_files(settings)}

@@ -49,7 +49,7 @@ from tuner.run.resume import (
 )
 from tuner.run.storage import check_storage, copy_back, pull_ray_state, where
 from tuner.run.trainable import train_trial
-from tuner.search.checks import check
+from tuner.search.checks import check, check_new_name
 from tuner.search.settings import SweepSettings
 from tuner.search.spaces import load_space
 
@@ -115,6 +115,7 @@ def run_sweep(
     trainable: Callable[..., None] = train_trial,
 ) -> SweepOutcome:
     """Run a new sweep to the end and summarise it. `trainable` is replaceable for tests."""
+    check_new_name(settings.name)
     exp_dir = settings.experiment_dir
     if exp_dir.exists():
         raise ExperimentExistsError(

@@ -1,7 +1,9 @@
-"""Combinations of searcher, scheduler and space that cannot work, refused in one line before Ray starts."""
+"""What a new sweep cannot be, refused in one line before Ray starts: a name that is no plain directory name,
+and combinations of searcher, scheduler and space that cannot work."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from tuner.core.errors import SettingsError
@@ -13,6 +15,18 @@ if TYPE_CHECKING:
 
 # What PBT perturbs: never a model-shape parameter, whose weights come with the copied checkpoint.
 PBT_MUTABLE = ("lr", "weight_decay")
+# A new experiment's name: safe unquoted in a shell, visible to `ls`, never taken for a flag or a glob.
+# Folders made by older versions, or renamed by hand, are still read and resumed under any name.
+PLAIN_NAME = re.compile(r"\w[\w.-]*")
+
+
+def check_new_name(name: str) -> None:
+    """A new sweep's --name is letters, digits, '.', '-' and '_', starting with a letter or digit."""
+    if not PLAIN_NAME.fullmatch(name):
+        raise SettingsError(
+            f"--name {name!r} is not a plain name; use letters, digits, '.', '-' or '_', starting with a letter "
+            "or digit"
+        )
 
 
 def check(searcher: str, scheduler: str, space: SearchSpace, pareto: bool = False) -> None:
