@@ -165,6 +165,12 @@ def test_sorting_by_a_short_metric_name_puts_the_best_first(tmp_path):
     assert leaderboard(trials, "best_ssim", columns=["trial_id"]).iloc[0, 0] == "sharp"
     assert leaderboard(trials, "val_loss", columns=["trial_id"]).iloc[0, 0] == "low"
     assert leaderboard(trials, "lr", descending=True, columns=["trial_id", "lr"]).shape == (2, 2)
+    lr = leaderboard(trials, "lr", descending=True, columns=["lr"]).iloc[:, 0].tolist()
+    assert lr == sorted(lr, reverse=True)
+    for metric in ("val_loss", "ssim"):  # a metric is always best first, as --descending's help says
+        assert leaderboard(trials, metric, descending=True, columns=["trial_id"]).equals(
+            leaderboard(trials, metric, columns=["trial_id"])
+        )
 
 
 CHANGED_METRIC = """

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from tuner.core.errors import ExperimentError
-from tuner.learn.checkpoints import CHECKPOINT_FILE
+from tuner.learn.checkpoints import CHECKPOINT_FILE, load_checkpoint
 from tuner.results import record
 from tuner.run.progress import SweepMonitor
-from tuner.run.resume import experiment_lock, refill_deleted_checkpoints
+from tuner.run.resume import experiment_lock, recover_cut_epochs, refill_deleted_checkpoints
 from tuner.run.sweep import resume_sweep
 
 
@@ -84,6 +84,7 @@ def _damage_checkpoints(exp: Path, how: str) -> None:
     [
         (lambda e: [p.unlink() for p in e.glob("experiment_state-*.json")], "experiment_state-*.json is missing"),
         (lambda e: [p.unlink() for p in e.glob("searcher-state-*.pkl")], "searcher-state-*.pkl is missing"),
+        (lambda e: [p.unlink() for p in e.glob("search_gen_state-*.json")], "search_gen_state-*.json is missing"),
         (lambda e: (e / "tuner.pkl").unlink(), "tuner.pkl is missing"),
         (lambda e: [p.unlink() for p in e.glob("*[-_]state-*")] + [(e / "tuner.pkl").unlink()], "before Ray saved"),
         (lambda e: (e / "record.jsonl").unlink(), "record.jsonl is missing"),
@@ -142,3 +143,22 @@ def test_a_sweep_interrupted_before_its_first_epoch_resumes_and_a_record_that_lo
     for checkpoint in exp.glob("trial_*/checkpoint_*"):
         shutil.rmtree(checkpoint)
     assert check_resumable(exp)[2] == {}
+
+
+def test_epochs_the_checkpoints_hold_but_the_record_lost_are_written_back_before_a_resume(tmp_path):
+    """A torn last line (a kill while writing it) is dropped; the trial goes on after its checkpoint, so the
+    epoch must come back from the checkpoint, or history.csv would skip it and the trial read as unfinished."""
+    exp = tmp_path / "legacy"
+    shutil.copytree(LEGACY, exp)
+    lines = (exp / "record.jsonl").read_text().splitlines()
+    cut = max(i for i, line in enumerate(lines) if '"epoch"' in line and "63ecffef" in line)
+    (exp / "record.jsonl").write_text("\n".join(lines[:cut] + lines[cut + 1 :]) + "\n" + lines[cut][:30])
+    saved = {
+        m["epoch"]: m
+        for m in (load_checkpoint(f)["metrics"] for f in (exp / UNFINISHED).glob(f"checkpoint_*/{CHECKPOINT_FILE}"))
+    }
+    assert recover_cut_epochs(exp, record.read(exp)) == ["63ecffef"]
+    epochs = record.read(exp)["63ecffef"].epochs
+    assert [e["epoch"] for e in epochs] == list(range(1, max(saved) + 1))
+    assert all(e["val_loss"] == saved[e["epoch"]]["val_loss"] for e in epochs if e["epoch"] in saved)
+    assert recover_cut_epochs(exp, record.read(exp)) == []  # nothing twice

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -38,8 +39,8 @@ def positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value:g} is not above 0; pass a positive number of seconds")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{value:g} is not a finite number above 0; pass a positive number of seconds")
     return value
 
 

@@ -17,6 +17,7 @@ traceback. Only the commands that need torch or Ray import them, so --help,
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -78,6 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tuner: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a path no system allows, wherever it is first touched
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        print(f"tuner: error: a path is too long for this system ({exc.strerror}); shorten it", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # `tuner list | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141

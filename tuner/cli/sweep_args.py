@@ -29,6 +29,7 @@ def add_sweep(sub: argparse._SubParsersAction, handler: Callable[[argparse.Names
     p.add_argument(
         "--resume",
         metavar="NAME",
+        type=text("the name or path of an interrupted experiment"),
         help="continue the interrupted experiment NAME (its own settings; "
         "other flags but --storage/--address are ignored)",
     )

@@ -186,7 +186,7 @@ class Experiment:
         if not isinstance(ckpt, str) or not ckpt or not Path(ckpt).is_file():
             raise ExperimentError(
                 f"trial {trial_id or self.best['trial_id']} of {self.name!r} has no checkpoint on disk; "
-                "pick another with --trial"
+                f"pass another trial's checkpoint_* folder, or `tuner export {self.name} --trial ID`"
             )
         return Path(ckpt)
 

@@ -229,7 +229,7 @@ def leaderboard(
     if key is None:
         raise TunerError(f"cannot sort by {sort!r}; use one of: {', '.join(trials.columns)}")
     metric = metrics.metric_of_column(key)
-    ascending = not descending and (metric is None or metric.direction == "min")
+    ascending = metric.direction == "min" if metric is not None else not descending  # a metric: best first
     trials = trials.sort_values(key, ascending=ascending, na_position="last", kind="stable")
     wanted = columns or LEADERBOARD_COLUMNS + [c for c in trials.columns if c.startswith("config/")]
     found = [_column(c, trials.columns) for c in wanted]

@@ -21,7 +21,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-from tuner.core.constants import METRIC, OPTUNA_DB
+from tuner.core.constants import METRIC, OPTUNA_DB, RESULTS_DIR
 from tuner.core.errors import CheckpointError, ExperimentError, TunerError, first_line
 from tuner.learn.checkpoints import CHECKPOINT_FILE, load_checkpoint
 from tuner.results import record
@@ -51,7 +51,8 @@ def experiment_lock(exp_dir: Path) -> Iterator[None]:
 
 
 def _refuse(exp_dir: Path, why: str) -> ExperimentError:
-    name = shlex.quote(exp_dir.name)
+    default = exp_dir.resolve().parent == Path(RESULTS_DIR).resolve()  # else its path: no --storage to repeat
+    name = shlex.quote(exp_dir.name if default else str(exp_dir))
     return ExperimentError(
         f"experiment {exp_dir.name!r} cannot be resumed: {why}; its finished trials are still in "
         f"`tuner results {name}`; restore the file from a backup, or run the rest under a new --name"
@@ -103,7 +104,7 @@ def ray_files(settings: SweepSettings) -> list[str]:
     """Ray's files a resume of this sweep reads: a searcher's state only where a searcher keeps one."""
     files = [ray_adapter.TUNER_STATE, ray_adapter.EXPERIMENT_STATES]
     if not SCHEDULERS[settings.scheduler or "asha"].pbt_like:
-        files.append(ray_adapter.SEARCHER_STATES)
+        files += [ray_adapter.SEARCHER_STATES, ray_adapter.SEARCH_GENERATOR_STATES]  # both saved by SearchGenerator
     return files
 
 
@@ -205,3 +206,22 @@ def summary_line(exp_dir: Path, settings: SweepSettings, trials: dict[str, recor
         f"resuming {exp_dir.name!r}: {finished} of {settings.num_samples} trials finished, "
         f"{len(trials) - finished} to continue" + (f", {unstarted} to start" if unstarted > 0 else "")
     )
+
+
+def recover_cut_epochs(exp_dir: Path, trials: dict[str, record.TrialRecord]) -> list[str]:
+    """Before a resume: epochs of an unfinished trial that its checkpoints hold but the record lacks get their
+    lines back from the checkpoints, which save their epoch's metrics. A sweep killed while writing a line
+    loses it (the torn line is dropped), or before writing it; the resumed trial goes on from the checkpoint
+    Ray saved last, so nothing would write those epochs again. An epoch Ray trains again is written again,
+    and the later line is the one read. Returns the trials mended."""
+    mended = []
+    for trial_id, trial in trials.items():
+        if trial.outcome is not None:
+            continue
+        recorded = max((int(e.get("epoch") or 0) for e in trial.epochs), default=0)
+        found = (exp_dir / f"trial_{trial_id}").glob(f"{ray_adapter.CHECKPOINT_DIRS}/{CHECKPOINT_FILE}")
+        saved = {int(m.get("epoch") or 0): m for m in (load_checkpoint(f).get("metrics", {}) for f in found)}
+        for epoch in sorted(e for e in saved if e > recorded):  # readable: check_resumable said so
+            record.append(exp_dir, "epoch", trial_id, **{k: saved[epoch].get(k) for k in record.EPOCH_KEYS})
+            mended.append(trial_id)
+    return sorted(set(mended))

@@ -43,6 +43,7 @@ from tuner.run.resume import (
     check_resumable,
     experiment_lock,
     reattach,
+    recover_cut_epochs,
     refill_deleted_checkpoints,
     restore,
     summary_line,
@@ -203,6 +204,8 @@ def resume_sweep(
             tuner = restore(exp_dir, ray_path, _with_data(trainable, data, settings, info.get("teacher_speed")))
         if not settings.remote_storage:  # after Ray's pickle has read, before Ray looks for checkpoints in fit()
             refill_deleted_checkpoints(exp_dir, [t.trial_id for t in trials.values() if t.outcome is None])
+        if recover_cut_epochs(exp_dir, trials):
+            trials = record.read(exp_dir)
         reattach(tuner, exp_dir, trials)
         return _fit_and_summarise(tuner, exp_dir, settings, _parallel(settings, found), splits.benchmark_images)
 
