@@ -318,3 +318,29 @@ def test_state_json_survives_garbage(copy, capsys):
     code, out, _ = run(capsys, "results", copy)
     assert code == 0 and "interrupted" in out
     assert json.loads((copy / "sweep.json").read_text())["name"] == "made"
+
+
+def test_a_closed_pipe_ends_quietly_and_an_overlong_path_in_one_line(monkeypatch, capfd):
+    """Both are OSErrors caught in main(): `tuner list | head` must stay exit 141 without a word."""
+    import errno
+    import os
+
+    from tuner.cli import commands
+
+    def closed(args):
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    saved = os.dup(1)  # main() points stdout at /dev/null after a broken pipe
+    try:
+        monkeypatch.setattr(commands, "cmd_list", closed)
+        assert main(["list"]) == 141 and capfd.readouterr().err == ""
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+    def overlong(args):
+        raise OSError(errno.ENAMETOOLONG, "File name too long")
+
+    monkeypatch.setattr(commands, "cmd_list", overlong)
+    assert main(["list"]) == 2
+    assert capfd.readouterr().err.startswith("tuner: error: a path is too long for this system")

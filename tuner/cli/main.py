@@ -79,11 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tuner: interrupted", file=sys.stderr)
         return 130
-    except OSError as exc:  # a path no system allows, wherever it is first touched
+    except BrokenPipeError:  # `tuner list | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
+    except OSError as exc:  # (after BrokenPipeError, an OSError too) a path no system allows, wherever touched
         if exc.errno != errno.ENAMETOOLONG:
             raise
         print(f"tuner: error: a path is too long for this system ({exc.strerror}); shorten it", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # `tuner list | head`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-        return 141

@@ -221,7 +221,8 @@ def recover_cut_epochs(exp_dir: Path, trials: dict[str, record.TrialRecord]) -> 
         recorded = max((int(e.get("epoch") or 0) for e in trial.epochs), default=0)
         found = (exp_dir / f"trial_{trial_id}").glob(f"{ray_adapter.CHECKPOINT_DIRS}/{CHECKPOINT_FILE}")
         saved = {int(m.get("epoch") or 0): m for m in (load_checkpoint(f).get("metrics", {}) for f in found)}
-        for epoch in sorted(e for e in saved if e > recorded):  # readable: check_resumable said so
+        lost = sorted(e for e in saved if e > recorded)  # readable: check_resumable said so
+        for epoch in lost:
             record.append(exp_dir, "epoch", trial_id, **{k: saved[epoch].get(k) for k in record.EPOCH_KEYS})
-            mended.append(trial_id)
-    return sorted(set(mended))
+        mended += [trial_id] if lost else []
+    return mended
