@@ -16,7 +16,7 @@ from tuner.learn.synthetic import synthetic_images
 from tuner.learn.training import Trainer
 from tuner.results import record
 from tuner.results import tables as results
-from tuner.results.experiments import write_state
+from tuner.results.state import write_state
 from tuner.search.settings import SweepSettings
 from tuner.search.spaces import SPACES_DIR
 

@@ -109,6 +109,42 @@ ROWS += [
         "start point lr: 9.0 is outside its range (0.0001 to 0.01); move the point inside",
         {"s.yaml": space() + "start:\n  - {lr: 9.0}\n"},
     ),
+    row(  # nan compares false with everything: it was read as a range whose low is not below its high
+        (*SWEEP, "--space", "{tmp}/s.yaml"),
+        "parameter 'lr': low is nan, not a finite number",
+        {"s.yaml": space(params="lr: {type: loguniform, low: .nan, high: 1.0e-2}")},
+        "nan bound",
+    ),
+    row(
+        (*SWEEP, "--space", "{tmp}/s.yaml"),
+        "parameter 'lr': high is inf, not a finite number",
+        {"s.yaml": space(params="lr: {type: uniform, low: 1.0e-4, high: .inf}")},
+        "inf bound",
+    ),
+    row(
+        (*SWEEP, "--space", "{tmp}/s.yaml"),
+        "start point lr: nan is not a finite number; give a number from 0.0001 to 0.01",
+        {"s.yaml": space() + "start:\n  - {lr: .nan}\n"},
+        "nan start point",
+    ),
+    row((*SWEEP, "--space", "/dev/null"), "search space file /dev/null is not a regular file", id="space a device"),
+    row((*SWEEP, "--dataset", "folder:{tmp}/a-file"), "is not a directory; pass --dataset folder:PATH", {"a-file": ""}),
+    row(
+        (*SWEEP, "--dataset", "cifar10", "--data-dir", "{tmp}/a-file"),
+        "the CIFAR-10 directory",
+        {"a-file": ""},
+        "data-dir a file",
+    ),
+    row(("results", "x", "--storage", "{tmp}/a-file"), "--storage", {"a-file": ""}, "results --storage a file"),
+    row(("sweep", "--resume", "x", "--storage", "{tmp}/a-file"), "is a file; pass the directory", {"a-file": ""}),
+    row(("export", "{made}", "--out", "{tmp}/out", "--fastest-above", "nan"), "'nan' is not a finite number"),
+    row(("benchmark", "{made}", "--dataset", ""), "argument --dataset: is empty", id="benchmark dataset empty"),
+    row(
+        ("benchmark", "{made}", "--quick", "--artifact", "{tmp}/a-file"),
+        "--quick leaves out; drop --quick",
+        {"a-file": ""},
+        "artifact with --quick",
+    ),
     row((*SWEEP, "--num-samples", str(10**30)), "--num-samples must be at most 100000", id="num-samples 10**30"),
     row(("sweep", "--storage", "", "--name", "x"), "argument --storage: is empty; pass a directory or a URI"),
     row((*SWEEP, "--address", " "), "argument --address: is empty; pass HOST:PORT or auto"),
@@ -259,7 +295,8 @@ def test_damaged_and_missing_checkpoints(copy, tmp_path, capsys):
     one_line(capsys, "is corrupt", "evaluate", copy / "best_model.pt", "--size", "8")
     for ckpt in copy.glob("trial_aaa11111/checkpoint_*/checkpoint.pt"):
         ckpt.write_bytes(b"")  # 0 bytes: a disk that filled up
-    one_line(capsys, "is corrupt", "export", copy, "--out", tmp_path / "out")
+    one_line(capsys, "is corrupt", "export", copy, "--out", tmp_path / "out" / "deeper")
+    assert not (tmp_path / "out").exists()  # a failed export takes away the directories it made
     for ckpt in copy.glob("trial_*/checkpoint_*"):
         shutil.rmtree(ckpt)
     one_line(capsys, "has no checkpoint on disk", "export", copy, "--out", tmp_path / "out")
@@ -344,3 +381,12 @@ def test_a_closed_pipe_ends_quietly_and_an_overlong_path_in_one_line(monkeypatch
     monkeypatch.setattr(commands, "cmd_list", overlong)
     assert main(["list"]) == 2
     assert capfd.readouterr().err.startswith("tuner: error: a path is too long for this system")
+
+
+def test_a_long_message_from_another_library_is_cut_at_a_word():
+    from tuner.core.errors import first_line
+
+    line = first_line(OSError("during HeadBucket operation: " + "curlCode 7 " * 30), 60)
+    assert len(line) <= 60 and line.endswith("...") and line.removesuffix("...").split()[-1] in ("curlCode", "7")
+    assert first_line(ValueError("short\nsecond line")) == "short"
+    assert first_line(ValueError("x" * 300), 50) == "x" * 47 + "..."  # one long word: cut where it must be

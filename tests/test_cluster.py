@@ -94,7 +94,7 @@ def test_a_whole_sweep_on_two_one_cpu_nodes_benchmark_included(two_nodes, tmp_pa
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert f"ray: cluster at {cluster.address}, 2 nodes, 2 CPUs, 0 GPUs" in done.stdout
-    trials = pd.read_csv(tmp_path / "spread" / "trials.csv")
+    trials = pd.read_csv(tmp_path / "spread" / "trials.csv", dtype={"trial_id": str})
     assert len(trials) == 4
     assert trials["node_id"].nunique() == 2  # one CPU per node, two trials at a time: both nodes worked
     # The benchmark's CPU worker takes one node's CPU, not the cluster's two: it ran and wrote its table.
@@ -144,8 +144,8 @@ def test_a_node_stopped_mid_sweep_does_not_lose_the_sweep(two_nodes, tmp_path):
     cluster.remove_worker()  # the machine is gone, mid-trial
     output, _ = proc.communicate(timeout=400)
     assert proc.returncode == 0, output[-3000:]
-    trials = pd.read_csv(exp / "trials.csv")
-    history = pd.read_csv(exp / "history.csv")
+    trials = pd.read_csv(exp / "trials.csv", dtype={"trial_id": str})
+    history = pd.read_csv(exp / "history.csv", dtype={"trial_id": str})
     assert len(trials) == 2 and (trials["status"] == "completed").all() and (trials["epochs"] == 4).all()
     assert not history.duplicated(["trial_id", "epoch"]).any()
 

@@ -78,7 +78,7 @@ def test_sigkill_then_resume_keeps_every_trial_exactly_once(tmp_path):
     finished_logs = {t: _epoch_lines(exp, t) for t in finished}
     assert json.loads((exp / "state.json").read_text())["state"] == "running"  # what the killed process left
 
-    from tuner.results.experiments import read_state
+    from tuner.results.state import read_state
 
     assert read_state(exp) == "interrupted"
     resumed = subprocess.run(
@@ -89,8 +89,8 @@ def test_sigkill_then_resume_keeps_every_trial_exactly_once(tmp_path):
     )
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
 
-    trials = pd.read_csv(exp / "trials.csv")
-    history = pd.read_csv(exp / "history.csv")
+    trials = pd.read_csv(exp / "trials.csv", dtype={"trial_id": str})
+    history = pd.read_csv(exp / "history.csv", dtype={"trial_id": str})
     assert len(trials) == 4 and trials["trial_id"].is_unique  # the number asked for, each once
     assert (trials["status"] == "completed").all() and (trials["epochs"] == 3).all()
     assert not history.duplicated(["trial_id", "epoch"]).any()

@@ -9,9 +9,11 @@ import logging
 import os
 import pickle
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import optuna
@@ -64,6 +66,7 @@ def test_the_loggers_are_rays_modules():
         assert importlib.util.find_spec(name) is not None, name
     run_module = (RAY / "tune" / "tune.py").read_text()
     assert f'logger.error("{ray_adapter.INCOMPLETE_MESSAGE}: %s"' in run_module  # what quiet_ray() leaves out
+    assert f'"{ray_adapter.PBT_REUSE_WARNING} by enabling' in run_module  # and this warning
 
 
 def test_a_restored_tuner_gives_back_its_run_config_and_scheduler(tmp_path):
@@ -134,6 +137,42 @@ def test_rays_processes_start_in_a_session_of_their_own_only_inside_the_block():
     assert services.ConsolePopen.__name__ == "ConsolePopen"
 
 
+def test_ray_init_leaves_the_callers_sigterm_handler_only_inside_the_block():
+    from ray._private import utils
+
+    before = signal.getsignal(signal.SIGTERM)
+    with ray_adapter.sigterm_left_to_the_caller():
+        utils.set_sigterm_handler(lambda signum, frame: None)  # what ray.init and its node call
+        assert signal.getsignal(signal.SIGTERM) is before
+    assert utils.set_sigterm_handler.__name__ == "set_sigterm_handler"
+
+
+CONNECT_UNDER_TERM = """
+import signal
+from tuner.run.cluster import connect, disconnect
+from tuner.run.fit import term_as_interrupt
+with term_as_interrupt():
+    connect()
+    print(signal.getsignal(signal.SIGTERM).__qualname__)
+    disconnect()
+"""
+
+
+@pytest.mark.slow
+def test_a_sigterm_while_ray_starts_or_images_are_made_is_a_ctrl_c():
+    # ray.init installs handlers that exit(15) in silence; tuner's own must be the one SIGTERM finds after it.
+    ray_tmp = tempfile.mkdtemp(prefix="rs", dir="/tmp")  # short: Ray puts sockets there
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"RAY_TMPDIR": ray_tmp}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", CONNECT_UNDER_TERM], env=env, capture_output=True, text=True, timeout=120
+        )
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == "term_as_interrupt.<locals>.forward", done.stdout
+
+
 def test_no_other_module_names_a_ray_private():
     names = [
         "_local_tuner",
@@ -149,6 +188,7 @@ def test_no_other_module_names_a_ray_private():
         ray_adapter.AUTH_LOGGER,
         ray_adapter.RUN_LOGGER,
         ray_adapter.INCOMPLETE_MESSAGE,
+        ray_adapter.PBT_REUSE_WARNING,
         '"ray.tune"',
         '"ray.train"',
         '"tuner.pkl"',
@@ -159,6 +199,7 @@ def test_no_other_module_names_a_ray_private():
         "._trial_runs",
         "TuneController",
         "ConsolePopen",
+        "set_sigterm_handler",
         "_search_alg",
         '"_experiment"',
     ]

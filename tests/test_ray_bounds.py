@@ -160,8 +160,8 @@ def test_sigterm_twice_while_asha_holds_trials_then_resume_ends_every_trial_once
     assert not [
         line for line in resumed.stderr.splitlines() if any(w in line for w in ("WARNING", "Warning", "ERROR", "Error"))
     ], resumed.stderr
-    trials = pd.read_csv(exp / "trials.csv")
-    history = pd.read_csv(exp / "history.csv")
+    trials = pd.read_csv(exp / "trials.csv", dtype={"trial_id": str})
+    history = pd.read_csv(exp / "history.csv", dtype={"trial_id": str})
     assert len(trials) == 4 and set(trials["status"]) <= {"completed", "asha"}
     assert (trials["status"] == "completed").sum() == 1  # rung 2 promotes one, however the resume split it
     assert not history.duplicated(["trial_id", "epoch"]).any()
@@ -247,4 +247,4 @@ def test_two_sweeps_with_one_name_at_once(ray_tmp, tmp_path):
     assert codes == [0, 2], done
     loser_err = next(err for code, _, err in done if code == 2)
     assert loser_err.strip().splitlines()[-1].startswith("tuner: error: experiment 'twin'"), loser_err
-    assert len(pd.read_csv(tmp_path / "results" / "twin" / "trials.csv")) == 1
+    assert len(pd.read_csv(tmp_path / "results" / "twin" / "trials.csv", dtype={"trial_id": str})) == 1

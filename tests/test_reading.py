@@ -27,10 +27,10 @@ def run(capsys, *argv):
 
 
 def test_trials_and_history_come_from_the_record(made_experiment):
-    trials = pd.read_csv(made_experiment / "trials.csv").set_index("trial_id")
+    trials = pd.read_csv(made_experiment / "trials.csv", dtype={"trial_id": str}).set_index("trial_id")
     assert trials.loc["aaa11111", "status"] == "completed" and trials.loc["aaa11111", "epochs"] == 2
     assert trials.loc["bbb22222", "status"] == "asha" and trials.loc["ccc33333", "status"] == "error"
-    history = pd.read_csv(made_experiment / "history.csv")
+    history = pd.read_csv(made_experiment / "history.csv", dtype={"trial_id": str})
     assert list(history.columns) == HISTORY_COLUMNS and len(history) == 4
     best = json.loads((made_experiment / "best.json").read_text())
     assert best["trial_id"] == "aaa11111"  # the error trial is never the best, whatever its loss

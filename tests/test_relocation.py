@@ -52,12 +52,12 @@ def test_copied_and_moved_experiments_resume_inside_themselves(ray_tmp, tmp_path
         assert f"resuming {target.name!r}: 1 of 2 trials finished, 1 to continue" in done.stdout
         for folder, digest in others.items():
             assert _digest(folder) == digest, f"resuming {target.name} changed {folder.name}"
-        trials = pd.read_csv(target / "trials.csv")
+        trials = pd.read_csv(target / "trials.csv", dtype={"trial_id": str})
         assert len(trials) == 2 and (trials["status"] == "completed").all() and (trials["epochs"] == 3).all()
         # Relative to the folder, and there: a copy's table points into the copy, none at /tmp/legacyfx.
         assert all(not Path(c).is_absolute() and (target / c).is_file() for c in trials["checkpoint"])
         assert "legacyfx" not in (target / "best.json").read_text()
-        assert not pd.read_csv(target / "history.csv").duplicated(["trial_id", "epoch"]).any()
+        assert not pd.read_csv(target / "history.csv", dtype={"trial_id": str}).duplicated(["trial_id", "epoch"]).any()
     assert sorted(p.name for p in original.parent.iterdir()) == ["legacy", "legacy_copy"]
     assert _digest(FIXTURE) == before and not Path("/tmp/legacyfx").exists()
 
@@ -89,5 +89,5 @@ def test_trials_a_resume_creates_are_stored_in_the_copy_not_the_original(ray_tmp
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "to start" in done.stdout  # the searcher created trials after the restore
     assert _digest(original) == before
-    trials = pd.read_csv(copy / "trials.csv")
+    trials = pd.read_csv(copy / "trials.csv", dtype={"trial_id": str})
     assert len(trials) == 4 and all((copy / c).is_file() for c in trials["checkpoint"])

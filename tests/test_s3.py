@@ -194,8 +194,8 @@ def test_a_tracked_sweep_on_s3_is_interrupted_resumed_read_and_exported(
     assert "resuming 'remote': 1 of 2 trials finished, 1 to continue" in resumed.stdout
     assert f"results: {remote}" in resumed.stdout
     assert "MLflow" not in resumed.stderr, resumed.stderr[-2000:]  # no warning: tracking never stopped
-    trials = pd.read_csv(exp / "trials.csv")
-    history = pd.read_csv(exp / "history.csv")
+    trials = pd.read_csv(exp / "trials.csv", dtype={"trial_id": str})
+    history = pd.read_csv(exp / "history.csv", dtype={"trial_id": str})
     assert len(trials) == 2 and (trials["status"] == "completed").all() and (trials["epochs"] == 3).all()
     assert not history.duplicated(["trial_id", "epoch"]).any()
     assert json.loads((exp / "state.json").read_text())["state"] == "finished"

@@ -177,12 +177,14 @@ def test_every_scheduler_runs_a_sweep_and_names_what_it_stopped(tmp_path, ray_lo
 
 
 @pytest.mark.slow
-def test_pbt_exploits_checkpoints_and_explores_lr_and_weight_decay(tmp_path, ray_local):
+def test_pbt_exploits_checkpoints_and_explores_lr_and_weight_decay(tmp_path, ray_local, recwarn):
     # Two trials side by side: at each epoch the worse one takes the better one's checkpoint. Every exploit
     # restarts a trial's worker process, which is most of this test's time.
     outcome = _sweep(
         tmp_path, "pbt", searcher="random", scheduler="pbt", num_samples=2, max_epochs=3, grace_period=1, patience=4
     )
+    advice = [str(w.message) for w in recwarn if "reuse_actors" in str(w.message)]
+    assert not advice, advice  # Ray's advice to reuse workers does not apply to tuner's trainable
     assert not outcome.interrupted
     trials = record.read(outcome.experiment_dir)
     changed = {t.trial_id: t for t in trials.values() if any(e["event"] == "config" for e in _events(outcome, t))}
@@ -199,7 +201,7 @@ def test_pbt_exploits_checkpoints_and_explores_lr_and_weight_decay(tmp_path, ray
             s["weight_decay"] for s in starts
         ]  # explored: a value no trial started with
         assert [e["epoch"] for e in trial.epochs] == list(range(1, len(trial.epochs) + 1))
-    history = pd.read_csv(outcome.experiment_dir / "history.csv")
+    history = pd.read_csv(outcome.experiment_dir / "history.csv", dtype={"trial_id": str})
     assert not history.duplicated(["trial_id", "epoch"]).any()
 
 

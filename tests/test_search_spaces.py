@@ -37,7 +37,7 @@ BAD = {
     "missing key": ("params:\n  lr: {type: uniform, low: 0.1}\n", r"'lr' \(uniform\) is missing high"),
     "extra key": ("params:\n  lr: {type: uniform, low: 0.1, high: 1, step: 2}\n", r"unknown keys \['step'\]"),
     "log of zero": ("params:\n  lr: {type: loguniform, low: 0, high: 1}\n", r"loguniform needs low > 0"),
-    "not a number": ("params:\n  lr: {type: uniform, low: small, high: 1}\n", r"low is 'small', not a number"),
+    "not a number": ("params:\n  lr: {type: uniform, low: small, high: 1}\n", r"low is 'small', not a finite number"),
     "unknown parameter": (
         "params:\n  learning_rate: {type: uniform, low: 0, high: 1}\n",
         r"unknown parameter 'learning_rate'",
@@ -124,3 +124,25 @@ def test_a_binary_file_is_not_a_space(tmp_path):
         with pytest.raises(SearchSpaceError, match="not a text file") as err:
             load_space(str(tmp_path / name))
         assert "\n" not in str(err.value)
+
+
+def test_a_batch_too_large_for_memory_is_refused_before_any_image_is_made(tmp_path):
+    from tuner.core.errors import SettingsError
+    from tuner.core.memory import GIB, training_bytes_per_image
+    from tuner.search.checks import check_training_memory
+
+    path = tmp_path / "big.yaml"
+    path.write_text(
+        "params:\n  lr: {type: loguniform, low: 1.0e-4, high: 1.0e-2}\n"
+        "  batch_size: {type: choice, values: [32, 100000]}\n  hidden: {type: int, low: 16, high: 1024}\n"
+    )
+    big = load_space(str(path))
+    per_image = training_bytes_per_image(32, 64, 1024)  # the widest model the space can give
+    # 14,336 images is the largest batch: a batch_size beyond the training images is one batch of them all.
+    with pytest.raises(SettingsError, match=r"a training batch of 14,336 images needs .* in each of 2 trials at once"):
+        check_training_memory(big, 14_336, trials=2, available=16 * GIB)
+    with pytest.raises(SettingsError, match=r"lower batch_size in big.yaml to at most 1,000, or run fewer trials"):
+        check_training_memory(big, 14_336, trials=2, available=int(2 * 1000.5 * per_image / 0.8))
+    check_training_memory(big, 14_336, trials=1, available=int(14_336 * per_image / 0.8) + 1)  # just fits: no error
+    check_training_memory(big, 256, trials=2, available=GIB)  # few training images: small batches
+    check_training_memory(load_space("default"), 50_000, trials=16, available=8 * GIB)  # the shipped spaces fit

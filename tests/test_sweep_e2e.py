@@ -47,7 +47,7 @@ def test_sweep_writes_every_file(tiny_sweep):
 
 
 def test_trials_csv_has_one_row_per_trial_with_status(tiny_sweep):
-    trials = pd.read_csv(tiny_sweep / "trials.csv")
+    trials = pd.read_csv(tiny_sweep / "trials.csv", dtype={"trial_id": str})
     assert len(trials) == 3
     assert list(trials.columns[: len(TRIAL_COLUMNS)]) == TRIAL_COLUMNS
     assert {"config/lr", "config/optimizer", "config/max_epochs"} <= set(trials.columns)
@@ -57,8 +57,8 @@ def test_trials_csv_has_one_row_per_trial_with_status(tiny_sweep):
 
 
 def test_history_matches_the_trials(tiny_sweep):
-    trials = pd.read_csv(tiny_sweep / "trials.csv")
-    history = pd.read_csv(tiny_sweep / "history.csv")
+    trials = pd.read_csv(tiny_sweep / "trials.csv", dtype={"trial_id": str})
+    history = pd.read_csv(tiny_sweep / "history.csv", dtype={"trial_id": str})
     assert list(history.columns) == HISTORY_COLUMNS
     assert len(history) == trials["epochs"].sum()
     per_trial = history.groupby("trial_id")["epoch"].max()

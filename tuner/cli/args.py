@@ -44,6 +44,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def finite_float(text: str) -> float:
+    """A number that is not nan or inf: a comparison with nan is never true, so it would pick nothing."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number; pass a number such as 30")
+    return value
+
+
 def text(what: str) -> Callable[[str], str]:
     """A flag's value that may not be empty: `--storage ""` would mean the working directory, by accident."""
 

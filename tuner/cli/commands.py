@@ -61,7 +61,8 @@ def _late_interrupt(args: argparse.Namespace, settings: SweepSettings | None) ->
     benchmark were written): the resume hint as usual, or, for a sweep that had finished, where its results
     are. None once said; the interrupt itself when there is no experiment yet to speak of."""
     from tuner.core.errors import TunerError
-    from tuner.results.experiments import find_experiment, read_state
+    from tuner.results.experiments import find_experiment
+    from tuner.results.state import read_state
     from tuner.run.sweep import SweepOutcome
 
     name, storage = (args.resume, args.storage or RESULTS_DIR) if args.resume else (settings.name, settings.storage)
@@ -131,9 +132,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         from tuner.results.pareto import fastest_above
 
         trial = str(fastest_above(exp.trials, args.fastest_above)["trial_id"])
-    checkpoint = exp.checkpoint(trial)
+    checkpoint, model_file = exp.checkpoint_bytes(trial)
     images = verification_images(exp, args.images)
-    report = export_model(checkpoint, args.format, Path(args.out), images, trial, args.force)
+    report = export_model(model_file, args.format, Path(args.out), images, trial, args.force)
     print(f"wrote {report.path} ({report.format}) from {checkpoint}")
     print(
         f"verified on {report.fidelity.images} held-out images: max |export - checkpoint| = {report.max_abs_diff:.1e} "
@@ -147,6 +148,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     from tuner.inference.variants import KINDS
     from tuner.run.benchmark import benchmark_named
     from tuner.run.cluster import disconnect
+    from tuner.run.fit import term_as_interrupt
 
     options = BenchmarkOptions(
         device=args.device,
@@ -156,10 +158,11 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         kinds=QUICK if args.quick else KINDS,
         artifacts=tuple(args.artifact or ()),
     )
-    try:
-        benchmark_named(args.experiment, options, args.storage, args.dataset, args.size, args.address)
-    finally:
-        disconnect()
+    with term_as_interrupt():  # SIGTERM stops it as Ctrl-C does: "interrupted", exit 130
+        try:
+            benchmark_named(args.experiment, options, args.storage, args.dataset, args.size, args.address)
+        finally:
+            disconnect()
     return 0
 
 

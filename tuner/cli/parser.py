@@ -10,6 +10,7 @@ from tuner.cli.args import (
     Parser,
     batch_sizes,
     experiment_arg,
+    finite_float,
     port,
     positive_float,
     positive_int,
@@ -75,7 +76,7 @@ def _export(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--trial", help="trial id; its file is named model-TRIAL.* [the best trial, model.*]")
     which.add_argument(
         "--fastest-above",
-        type=float,
+        type=finite_float,
         metavar="DB",
         help="the fastest trial of a --pareto sweep whose val PSNR is at least DB dB; named model-TRIAL.*",
     )
@@ -96,6 +97,7 @@ def _benchmark(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=["cpu", "gpu", "all"], default="all", help="which workers to time [all]")
     p.add_argument(
         "--dataset",
+        type=text("a dataset, e.g. folder:PATH, or leave it out"),
         help="benchmark on other images, e.g. folder:PATH [the experiment's: CIFAR-10 test split or held-out images]",
     )
     p.add_argument("--size", type=positive_int, default=10_000, help="images at most [10000]")

@@ -52,10 +52,20 @@ class ClusterError(TunerError):
     """A Ray cluster that cannot be reached, wants a token, or lacks the resources asked for."""
 
 
-def first_line(exc: BaseException, limit: int = 100) -> str:
-    """The first line of an exception's message for a one-line error; its type when the message is empty."""
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message for a one-line error; its type when the message is empty.
+    A longer line is cut at a word and ends in "...", so no word is left half-written."""
     lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:limit]
+    return shorten(lines[0] if lines else type(exc).__name__, limit)
+
+
+def shorten(line: str, limit: int) -> str:
+    """`line` in at most `limit` characters: cut at a word, ending in "...", so no word is left half-written."""
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 3]
+    head = cut.rsplit(" ", 1)[0] if " " in cut[limit // 2 :] else cut
+    return head.rstrip(" ,:;(") + "..."
 
 
 def redact(uri: str) -> str:

@@ -10,7 +10,9 @@ interrupted write would leave half a table that the reading commands then trust.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,3 +35,22 @@ def write_text(path: Path, text: str) -> None:
     """Path.write_text, whole or not at all."""
     with replaced(path) as temp:
         temp.write_text(text)
+
+
+@contextmanager
+def made_for(directory: Path) -> Iterator[Path]:
+    """`directory`, created with any missing parents; when the block fails, the directories it created go
+    again, with what was written into them, deepest first. Nothing that was there before is touched: a
+    failed download or export leaves the disk as it found it."""
+    directory = Path(directory)
+    created = [d for d in (directory, *directory.parents) if not os.path.lexists(d)]
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        yield directory
+    except BaseException:
+        if created:
+            shutil.rmtree(created[0], ignore_errors=True)
+        for parent in created[1:]:
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+        raise

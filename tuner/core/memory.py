@@ -71,3 +71,37 @@ def check_images_fit(count: int, flags: str, copies: int = 1, available: int | N
         f"teacher target{held}) but {available / GIB:.1f} GiB is available; lower {flags} to at most "
         f"{usable // each:,} images in all"
     )
+
+
+def training_bytes_per_image(conv1_channels: int, conv2_channels: int, hidden: int) -> int:
+    """What one training step holds for each image of its batch, on the CPU: the float32 activations autograd
+    keeps for the backward pass (max-pool's int64 indices too), doubled for their gradients and the
+    optimizer's temporaries. Measured peak RSS per image stays below this (docs/benchmarks.md)."""
+    c, h, w = IN_SHAPE
+    floats = (
+        2 * c * h * w  # the float input and its normalised copy
+        + 2 * conv1_channels * (h - 2) * (w - 2)  # conv1 and its LeakyReLU
+        + conv2_channels * (h - 4) * (w - 4)  # conv2
+        + 4 * conv2_channels * ((h - 4) // 2) * ((w - 4) // 2)  # pool, its indices (2 floats' worth), LeakyReLU
+        + 2 * hidden
+        + math.prod(OUT_SHAPE)
+    )
+    return 2 * 4 * floats
+
+
+def check_batches_fit(batch: int, per_image: int, trials: int, setting: str, available: int | None = None) -> None:
+    """Refuse a training batch that `trials` trials at once cannot hold: Ray's out-of-memory killer would end
+    them one by one instead, after the sweep has started. `setting` names what sets the batch size."""
+    available = available_bytes() if available is None else available
+    if available is None:
+        return
+    usable = int(available * USABLE_FRACTION)
+    if batch * per_image * trials <= usable:
+        return
+    at_once = "" if trials == 1 else f" in each of {trials} trials at once"
+    fewer = "" if trials == 1 else ", or run fewer trials at once (--concurrency)"
+    raise SettingsError(
+        f"a training batch of {batch:,} images needs {batch * per_image / GIB:.1f} GiB{at_once}, but "
+        f"{available / GIB:.1f} GiB is available; lower {setting} to at most {usable // (per_image * trials):,}"
+        f"{fewer}"
+    )

@@ -45,6 +45,8 @@ class BenchmarkOptions:
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise SettingsError(f"unknown device {self.device!r}; use one of: {', '.join(DEVICES)}")
+        if self.artifacts and "artifacts" not in self.kinds:
+            raise SettingsError("--artifact files are timed with the exports, which --quick leaves out; drop --quick")
 
     def sizes(self, device: str) -> list[int]:
         """The batch sizes to time on `device` ("cpu" or "cuda")."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from tuner.core.errors import ExportError
+from tuner.core.files import made_for
 from tuner.inference.formats import FORMATS, VERIFY_IMAGES, load_exported
 from tuner.learn.checkpoints import load_model_file
 from tuner.learn.fidelity import Fidelity, fidelity
@@ -61,9 +62,15 @@ def verification_images(exp: Experiment, count: int | None = None) -> torch.Tens
 
 
 def export_model(
-    checkpoint: Path, fmt: str, out_dir: Path, images: torch.Tensor, trial_id: str | None = None, force: bool = False
+    checkpoint: Path | bytes,
+    fmt: str,
+    out_dir: Path,
+    images: torch.Tensor,
+    trial_id: str | None = None,
+    force: bool = False,
 ) -> ExportReport:
-    """Export the checkpoint's model as `fmt` into out_dir and verify it on `images` (uint8 or float)."""
+    """Export the checkpoint's model (a file, or its bytes) as `fmt` into out_dir and verify it on `images`
+    (uint8 or float)."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; use one of: {', '.join(FORMATS)}")
     if len(images) < 1:
@@ -78,24 +85,21 @@ def export_model(
     # The temporary file keeps the final suffix: load_exported picks the runtime by name.
     staging = path.with_name(f".partial-{path.name}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging.touch()
-    except OSError as exc:
-        raise ExportError(f"cannot write to {path.parent} ({exc.strerror}); choose another --out") from None
-    try:
-        model = load_model_file(checkpoint)
-        FORMATS[fmt].write(model, staging)
-        exported = load_exported(staging)  # verify what is on disk, not what is in memory
-        diff = max_abs_diff(exported, model, images)
-        if diff > tolerance:
-            raise ExportError(
-                f"{path} would differ from the checkpoint by {diff:.2e} (> {tolerance:.0e}); "
-                "the export is not faithful, nothing was written"
-            )
-        try:
-            staging.replace(path)
-        except OSError as exc:  # the name was taken meanwhile, or cannot be replaced
-            raise ExportError(f"cannot write {path} ({exc.strerror}); choose another --out") from None
-    finally:
-        staging.unlink(missing_ok=True)
+        with made_for(path.parent):  # a failed export takes away the --out directories it created
+            try:
+                staging.touch()
+                model = load_model_file(checkpoint)
+                FORMATS[fmt].write(model, staging)
+                exported = load_exported(staging)  # verify what is on disk, not what is in memory
+                diff = max_abs_diff(exported, model, images)
+                if diff > tolerance:
+                    raise ExportError(
+                        f"{path} would differ from the checkpoint by {diff:.2e} (> {tolerance:.0e}); "
+                        "the export is not faithful, nothing was written"
+                    )
+                staging.replace(path)
+            finally:
+                staging.unlink(missing_ok=True)
+    except OSError as exc:  # unwritable, full, or the name taken meanwhile
+        raise ExportError(f"cannot write to {path.parent} ({exc.strerror or exc}); choose another --out") from None
     return ExportReport(path, fmt, diff, tolerance, fidelity(exported, images))

@@ -9,10 +9,8 @@ through Ray's object store.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ import torch
 
 from tuner.core.constants import DATASETS
 from tuner.core.errors import DatasetError, first_line
+from tuner.core.files import made_for
 from tuner.core.memory import check_images_fit
 from tuner.learn.decode import folder_images
 from tuner.learn.synthetic import synthetic_images
@@ -73,14 +72,24 @@ def with_targets(splits: ImageSplits) -> TeacherData:
     return TeacherData(splits.source, splits.train, teach(splits.train), splits.val, teach(splits.val))
 
 
-def check_spec(spec: str) -> None:
-    """Refuse an unknown dataset spec before anything is loaded or created."""
+def check_spec(spec: str, data_dir: str | Path | None = None) -> None:
+    """Refuse an unknown dataset spec, a missing image folder, or a CIFAR-10 directory that is a file, before
+    anything is loaded or created (a download into a file would fail as if offline)."""
+    if spec in ("auto", "cifar10"):
+        where = Path(data_dir).expanduser() if data_dir else default_data_dir()
+        if os.path.exists(where) and not where.is_dir():
+            raise DatasetError(
+                f"the CIFAR-10 directory {where} is a file; pass --data-dir (or $TUNER_DATA_DIR) a directory, "
+                "created if missing"
+            )
     if spec not in DATASETS[:3] and not spec.startswith("folder:"):
         raise DatasetError(f"unknown dataset {spec!r}; use one of: {', '.join(DATASETS)}")
     given = spec.removeprefix("folder:") if spec.startswith("folder:") else None
     if given is not None and not (given and Path(given).expanduser().is_dir()):
+        path = Path(given).expanduser()
+        what = "is not a directory" if given and os.path.exists(path) else "does not exist"
         raise DatasetError(
-            f"image folder {Path(given).expanduser() if given else '(none given)'} does not exist; "
+            f"image folder {path if given else '(none given)'} {what}; "
             "pass --dataset folder:PATH with a folder of images"
         )
 
@@ -97,8 +106,8 @@ def load_images(
 
     `with_train=False` skips making training images where that saves work (synthetic):
     the validation split is the same either way."""
-    check_spec(spec)
-    data_dir = Path(data_dir) if data_dir else default_data_dir()
+    check_spec(spec, data_dir)
+    data_dir = Path(data_dir).expanduser() if data_dir else default_data_dir()
     if spec == "auto":
         spec = "cifar10" if _cifar10_available(data_dir) else "synthetic"
         if spec == "synthetic":
@@ -185,29 +194,17 @@ def _download_cifar10(data_dir: Path) -> None:
     # each connect/read so an offline machine fails fast instead of hanging.
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    created = [d for d in (data_dir, *data_dir.parents) if not d.exists()]
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        _cifar10_dataset(data_dir, train=True, download=True)
-        _cifar10_dataset(data_dir, train=False, download=True)
+        with made_for(data_dir):  # offline, nothing is left behind: not even ~/.cache/tuner/data
+            _cifar10_dataset(data_dir, train=True, download=True)
+            _cifar10_dataset(data_dir, train=False, download=True)
     except Exception as exc:  # URLError, timeout, bad checksum, unwritable dir: all mean "not available"
-        _remove_created(created)
         raise DatasetError(
             f"CIFAR-10 is not in {data_dir} and could not be downloaded ({type(exc).__name__}: {first_line(exc, 60)}); "
             "connect to the internet, copy cifar-10-batches-py there, or use --dataset synthetic"
         ) from None
     finally:
         socket.setdefaulttimeout(previous)
-
-
-def _remove_created(created: list[Path]) -> None:
-    """Undo a failed download: the directories it made (with a partial download in them), deepest first;
-    nothing that was there before is touched."""
-    if created:
-        shutil.rmtree(created[0], ignore_errors=True)
-    for directory in created[1:]:
-        with contextlib.suppress(OSError):
-            directory.rmdir()
 
 
 def _as_tensor(dataset) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Find experiments on disk, know their state, and load one for Python use.
+"""Find experiments on disk and load one for Python use (its state: results/state.py).
 
     import tuner
     exp = tuner.load_experiment("results/demo")    # or a name under results/
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -30,14 +29,12 @@ if TYPE_CHECKING:
 
 from tuner.core.constants import RESULTS_DIR
 from tuner.core.errors import ExperimentError, TunerError, first_line, redact
-from tuner.core.files import write_text
 from tuner.results import pareto, record
 from tuner.results import tables as results
+from tuner.results.state import STATE_FILE, read_state
 from tuner.search.settings import SETTINGS_FILE, SweepSettings, load_settings
 
-STATE_FILE = "state.json"
 SPACE_COPY = "space.yaml"  # the sweep's search space file, copied into the experiment
-STATES = ("running", "finished", "interrupted")
 EXPERIMENT_MARKS = (SETTINGS_FILE, record.RECORD_FILE, STATE_FILE)  # any of them: a folder is an experiment
 
 
@@ -58,7 +55,8 @@ def find_experiment(name_or_path: str | Path, storage: str | Path = RESULTS_DIR)
             return candidate.resolve()  # without sweep.json, loading it says that it is damaged
     root = local_root(storage)
     where = f"{root}/, the local copies of {redact(str(storage))}," if "://" in str(storage) else f"{storage}/"
-    known = [p.name for p in experiment_dirs(storage)] if os.path.isdir(root) else []
+    # A --storage that is a file is said so by experiment_dirs; one that is missing simply holds nothing.
+    known = [p.name for p in experiment_dirs(storage)] if os.path.exists(root) else []
     hint = f"known in {where}: {', '.join(known)}" if known else f"{where} holds no experiments"
     raise ExperimentError(
         f"no experiment {str(name_or_path)[:80]!r} ({hint}); run `tuner list` or pass the experiment's path"
@@ -104,52 +102,6 @@ def _same_place(a: str, b: str) -> bool:
     )
 
 
-def write_state(exp_dir: Path, state: str) -> None:
-    assert state in STATES, state
-    doc = {
-        "state": state,
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "updated": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    write_text(Path(exp_dir) / STATE_FILE, json.dumps(doc))
-
-
-def read_state(exp_dir: Path) -> str:
-    """finished / interrupted / running. A 'running' sweep whose process is gone was interrupted."""
-    try:
-        doc = json.loads((Path(exp_dir) / STATE_FILE).read_text())
-    except (OSError, ValueError):  # missing, a folder, cut short, not UTF-8: nothing says it runs
-        return "interrupted"
-    if not isinstance(doc, dict) or doc.get("state") not in STATES:
-        return "interrupted"
-    if doc["state"] != "running":
-        return doc["state"]
-    pid = doc.get("pid")
-    if doc.get("host") == socket.gethostname() and not (isinstance(pid, int) and _alive(pid)):
-        return "interrupted"
-    return "running"
-
-
-def running_where(exp_dir: Path) -> str:
-    """Which process state.json says runs the sweep: `pid 123 on host`."""
-    try:
-        doc = json.loads((Path(exp_dir) / STATE_FILE).read_text())
-        return f"pid {doc['pid']} on {doc['host']}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "unknown process"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return pid > 0
-
-
 @dataclass
 class Experiment:
     path: Path
@@ -189,6 +141,18 @@ class Experiment:
                 f"pass another trial's checkpoint_* folder, or `tuner export {self.name} --trial ID`"
             )
         return Path(ckpt)
+
+    def checkpoint_bytes(self, trial_id: str | None = None) -> tuple[Path, bytes]:
+        """A checkpoint's path and contents, read at once: a running sweep deletes a trial's older checkpoints
+        as it saves new ones, so a path read from the tables may be gone a few seconds later."""
+        path = self.checkpoint(trial_id)
+        try:
+            return path, path.read_bytes()
+        except OSError as exc:
+            raise ExperimentError(
+                f"{path} could not be read ({exc.strerror}); if the sweep is running it replaced that checkpoint "
+                "meanwhile: run the command again"
+            ) from None
 
     @property
     def space_file(self) -> Path | str:

@@ -17,6 +17,7 @@ record another Ray left in the temp directory.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -30,7 +31,7 @@ from typing import Any
 
 import ray
 
-from tuner.core.errors import ClusterError
+from tuner.core.errors import ClusterError, shorten
 from tuner.run import ray_adapter
 
 log = logging.getLogger(__name__)
@@ -100,16 +101,19 @@ def connect(address: str | None = None) -> RayInfo:
         global _sigterm_before, _ours
         _sigterm_before, _ours = signal.getsignal(signal.SIGTERM), True
         address = address or os.environ.get("RAY_ADDRESS") or None
+        # A handler the caller set (fit.term_as_interrupt) stays; without one, Ray's make SIGTERM end Ray.
+        keep = ray_adapter.sigterm_left_to_the_caller() if callable(_sigterm_before) else contextlib.nullcontext()
         if address is None:
             # A private instance needs no warning about how other machines would authenticate to it.
             auth_log = logging.getLogger(ray_adapter.AUTH_LOGGER)
             auth_log.setLevel(logging.ERROR)
-            with ray_adapter.ray_processes_in_their_own_session():
+            with ray_adapter.ray_processes_in_their_own_session(), keep:
                 ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
             auth_log.setLevel(logging.NOTSET)
         else:
             _probe(address)
-            ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+            with keep:
+                ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
         _address = address
     found = info()
     log.info(found.describe())
@@ -170,7 +174,7 @@ def _probe(address: str) -> None:
         )
     last = next((line for line in reversed(done.stderr.strip().splitlines()) if line.strip()), "no output")
     raise ClusterError(
-        f"cannot join the Ray cluster at {address} ({last.strip()[:120]}); check the address, "
+        f"cannot join the Ray cluster at {address} ({shorten(last.strip(), 120)}); check the address, "
         "and that this machine runs the cluster's Ray and Python versions"
     )
 

@@ -56,6 +56,7 @@ def quiet_ray() -> Iterator[None]:
             # again in a trial a resume restored; Optuna keeps its first value for a step and warns. tuner's
             # record keeps each epoch, and the samplers read only a trial's final values.
             warnings.filterwarnings("ignore", message="The reported value is ignored", category=UserWarning)
+            warnings.filterwarnings("ignore", message=ray_adapter.PBT_REUSE_WARNING, category=UserWarning)
             yield
     finally:
         for lg, level in zip(loggers, levels, strict=True):
@@ -98,8 +99,8 @@ def term_as_interrupt() -> Iterator[None]:
     try:
         yield
     finally:
-        # Only if still ours: ray.init installs its own handler (it ends Ray's processes on SIGTERM, e.g. the
-        # one Ray's process reaper sends its group at exit), which must stay after this block.
+        # Only if still ours: a ray.init begun without a handler of ours installs Ray's own (it ends Ray's
+        # processes on SIGTERM), which must stay after this block.
         if signal.getsignal(signal.SIGTERM) is forward:
             signal.signal(signal.SIGTERM, previous)
 

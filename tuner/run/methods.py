@@ -45,13 +45,20 @@ def searcher(settings: SweepSettings, space: SearchSpace, storage_url: str | Non
             "mode": [m for _, m in OBJECTIVES],
             "space": {p.name: p.to_optuna() for p in space.params},
         }
-    return OptunaSearch(
-        sampler=sampler,
-        points_to_evaluate=start,
-        storage=storage,
-        study_name=settings.name if storage else None,
-        **objectives,
-    )
+    # Given a space, OptunaSearch creates its study now, and Optuna's "A new study created" line would repeat
+    # tuner's own progress lines on the terminal (quiet_ray keeps it off only while fit() runs).
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return OptunaSearch(
+            sampler=sampler,
+            points_to_evaluate=start,
+            storage=storage,
+            study_name=settings.name if storage else None,
+            **objectives,
+        )
+    finally:
+        optuna.logging.set_verbosity(level)
 
 
 def param_space(settings: SweepSettings, space: SearchSpace) -> dict[str, Any]:

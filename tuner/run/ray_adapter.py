@@ -42,6 +42,9 @@ TUNE_LOGGERS = ("ray.tune", "ray.train")
 AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 RUN_LOGGER = "ray.tune.tune"  # logs "Trials did not complete: [...]" (at ERROR) when fit() returns early
 INCOMPLETE_MESSAGE = "Trials did not complete"
+# A UserWarning Ray gives every PBT sweep: tuner's trainable is a function (no reset_config), and reused
+# workers were measured slower on CPUs (fit.new_tuner), so the advice does not apply.
+PBT_REUSE_WARNING = "Consider boosting PBT performance"
 
 
 class RayVersionError(TunerError):
@@ -244,3 +247,23 @@ def ray_processes_in_their_own_session() -> Iterator[None]:
         yield
     finally:
         services.ConsolePopen = original
+
+
+@contextmanager
+def sigterm_left_to_the_caller() -> Iterator[None]:
+    """ray.init leaves the SIGTERM handler the caller set (tuner's: SIGTERM as Ctrl-C).
+
+    ray.init and the local node it starts each install their own, which exit(15) or exit(1) without a word
+    wherever the signal lands: a SIGTERM during the seconds ray.init takes, or while a sweep's images are
+    made, ended tuner with no message. Ray's processes still end with the driver (its atexit hook and the
+    kernel's fate-sharing), and tuner's commands shut Ray down in order."""
+    from ray._private import utils
+
+    original = utils.__dict__.get("set_sigterm_handler")
+    if original is None:
+        missing("ray._private.utils.set_sigterm_handler (how ray.init takes over SIGTERM)")
+    utils.set_sigterm_handler = lambda handler: None
+    try:
+        yield
+    finally:
+        utils.set_sigterm_handler = original

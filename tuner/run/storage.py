@@ -13,12 +13,13 @@ resolves the URI, as Ray does: S3 options may ride in its query (`s3://bucket/ru
 Ray does not look at the storage before it starts, and pyarrow's default S3 client retries an endpoint
 that does not answer for a long while; a wrong endpoint or bucket then surfaces as a traceback from deep
 inside a running Ray. So the probe here uses its own client with a short connect timeout and one retry,
-and turns every failure into one line. Only S3 gets the bounded client; other filesystems are probed with
+and turns every failure into one line. S3 and GCS get bounded clients; other filesystems are probed with
 pyarrow's defaults, and every probe as a whole within PROBE_TIMEOUT_S (TUNER_STORAGE_TIMEOUT_S).
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import threading
@@ -26,7 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from tuner.core.errors import ExperimentExistsError, SettingsError, first_line, redact
+from tuner.core.errors import ExperimentExistsError, SettingsError, first_line, redact, shorten
 from tuner.search.settings import SweepSettings
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 3.0
 REQUEST_TIMEOUT_S = 5.0  # a HEAD request; an endpoint that accepts and never answers costs ATTEMPTS times this
 ATTEMPTS = 2  # the first try and one retry: a refused port or a missing bucket does not get better
-# The whole probe, for any filesystem: S3's own bounds above come first; GCS has none that hold (check_storage).
+# The whole probe, for any filesystem: the S3 and GCS clients' own bounds come first (check_storage).
 PROBE_TIMEOUT_S = float(os.environ.get("TUNER_STORAGE_TIMEOUT_S", "60"))
 
 
@@ -64,6 +65,11 @@ def _filesystem(uri: str) -> tuple[Any, str]:
             retry_strategy=pyarrow.fs.AwsStandardS3RetryStrategy(max_attempts=ATTEMPTS),
         )
         fs = pyarrow.fs.S3FileSystem(**options)
+    elif isinstance(fs, pyarrow.fs.GcsFileSystem):
+        # Without a limit, pyarrow's GCS client retries a missing credential or a silent endpoint for minutes.
+        options = fs.__reduce__()[1][0]
+        options.update(retry_time_limit=datetime.timedelta(seconds=REQUEST_TIMEOUT_S))
+        fs = pyarrow.fs.GcsFileSystem(**options)
     return fs, path.rstrip("/")
 
 
@@ -71,7 +77,7 @@ def _cause(exc: BaseException) -> str:
     """pyarrow's S3 error cut to what went wrong: "AWS Error NETWORK_CONNECTION during HeadBucket ...; Details: ..."."""
     text = first_line(exc, 1000)
     text = text.split("AWS Error ", 1)[-1].split("; Details", 1)[0]
-    return text.replace(";", ",")[:140]  # the one-line error keeps its single "what; fix" semicolon
+    return shorten(text.replace(";", ","), 140)  # the one-line error keeps its single "what; fix" semicolon
 
 
 def _unusable(uri: str, what: str, exc: BaseException | None, fix: str) -> SettingsError:
@@ -83,9 +89,9 @@ def check_storage(settings: SweepSettings, new: bool) -> None:
     """For a URI storage: the endpoint answers, the bucket exists, tuner may write there, and (for a new
     sweep) no experiment of that name is there yet. Nothing is left behind. A directory storage passes.
 
-    Within PROBE_TIMEOUT_S: only S3 gets a client with short timeouts, and pyarrow's GCS client retries an
-    unreachable metadata server or endpoint for many minutes, inside C++ where neither Ctrl-C nor SIGTERM
-    reaches it. The probe runs in a thread of its own that is left behind if it does not return in time."""
+    Within PROBE_TIMEOUT_S: S3 gets a client with short timeouts and GCS one with a retry time limit, but a
+    filesystem may still wait inside C++, where neither Ctrl-C nor SIGTERM reaches it. The probe runs in a
+    thread of its own that is left behind if it does not return in time."""
     if not settings.remote_storage:
         return
     done: dict[str, BaseException | None] = {}
@@ -119,7 +125,11 @@ def _check_storage(settings: SweepSettings, new: bool) -> None:
     fs, root = _filesystem(uri)
     bucket = root.split("/", 1)[0]
     s3 = isinstance(fs, pyarrow.fs.S3FileSystem)
-    fix = "check the endpoint (endpoint_override= in the URI, or AWS_ENDPOINT_URL_S3) and your credentials"
+    fix = (
+        "check the endpoint (endpoint_override= in the URI, or AWS_ENDPOINT_URL_S3) and your credentials"
+        if s3
+        else "check the URI, the network and your credentials (for gs://, GOOGLE_APPLICATION_CREDENTIALS)"
+    )
     try:
         if s3 and fs.get_file_info(bucket).type == pyarrow.fs.FileType.NotFound:
             raise _unusable(uri, f"bucket {bucket!r} does not exist", None, "create it, or pass another --storage")

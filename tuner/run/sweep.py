@@ -31,7 +31,8 @@ from tuner.core.errors import ExperimentError, ExperimentExistsError, SettingsEr
 from tuner.learn.data import ImageSplits, TeacherData, check_spec, images_of, with_targets
 from tuner.results import record
 from tuner.results import tables as results
-from tuner.results.experiments import SPACE_COPY, find_experiment, read_state, running_where, write_state
+from tuner.results.experiments import SPACE_COPY, find_experiment
+from tuner.results.state import read_state, running_where, write_state
 from tuner.run import tracking
 from tuner.run.cluster import RayInfo, check_fits, connect, slots
 from tuner.run.fit import new_tuner, quiet_ray, started_together, term_as_interrupt
@@ -50,7 +51,7 @@ from tuner.run.resume import (
 )
 from tuner.run.storage import check_storage, copy_back, pull_ray_state, where
 from tuner.run.trainable import train_trial
-from tuner.search.checks import check, check_new_name
+from tuner.search.checks import check, check_new_name, check_training_memory
 from tuner.search.settings import SweepSettings
 from tuner.search.spaces import load_space
 
@@ -131,10 +132,13 @@ def run_sweep(
         scheduler=settings.scheduler or space.scheduler or "asha",
     )
     check(settings.searcher, settings.scheduler, space, settings.pareto)
-    check_spec(settings.dataset)
+    check_spec(settings.dataset, settings.data_dir)
     check_storage(settings, new=True)  # a URI storage that cannot be used fails here, before Ray
     trackers = tracking.callbacks(settings, exp_dir)  # an unreachable --mlflow fails here, before Ray
     found = _connect_and_check(settings, settings.address)
+    parallel = _parallel(settings, found)
+    if found.address is None and not settings.gpus_per_trial:  # trials on this machine's CPUs
+        check_training_memory(space, settings.train_size, parallel)
     data, splits = _data(settings, None)
     teacher = teacher_speed(settings) if settings.pareto else None  # a Ray worker: before the folder exists
     try:
@@ -145,7 +149,6 @@ def run_sweep(
         ) from None
     except OSError as exc:
         raise SettingsError(f"cannot create {exp_dir} ({exc.strerror}); choose another --storage") from None
-    parallel = _parallel(settings, found)
     try:  # nothing is computed yet: a folder that fails here is removed, so the name can be used again
         write_state(exp_dir, "running")  # a --resume started now is refused, not run beside this sweep
         # The space file travels with the experiment, so a copied or moved folder still knows what it searched.

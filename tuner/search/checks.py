@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from tuner.core.configs import ModelConfig, TrainConfig
 from tuner.core.errors import SettingsError
+from tuner.core.memory import check_batches_fit, training_bytes_per_image
 from tuner.search.schedulers import SCHEDULERS
 from tuner.search.searchers import SEARCHERS
 
@@ -59,3 +61,24 @@ def check(searcher: str, scheduler: str, space: SearchSpace, pareto: bool = Fals
                 f"--scheduler {scheduler} mutates {' and '.join(PBT_MUTABLE)}, and the space searches neither; "
                 "search lr, or use --scheduler asha"
             )
+
+
+def check_training_memory(space: SearchSpace, train_size: int, trials: int, available: int | None = None) -> None:
+    """Refuse, before any image is made, a space whose largest batch (capped by the training images there
+    are) of its widest model would not fit `trials` times in this machine's memory (`available` bytes:
+    what the system reports, by default)."""
+    model, train = ModelConfig(), TrainConfig()
+    widths = [int(_largest(space, key, getattr(model, key))) for key in ("conv1_channels", "conv2_channels", "hidden")]
+    batch = min(train_size, int(_largest(space, "batch_size", train.batch_size)))
+    per_image = training_bytes_per_image(*widths)
+    check_batches_fit(batch, per_image, trials, f"batch_size in {space.path.name}", available)
+
+
+def _largest(space: SearchSpace, key: str, default: float) -> float:
+    """The largest value a trial of `space` can give `key`: the fixed one, a range's top or the largest choice."""
+    if key in space.fixed:
+        return space.fixed[key]
+    for param in space.params:
+        if param.name == key:
+            return max(param.values) if param.type == "choice" else param.high
+    return default

@@ -18,6 +18,7 @@ a command-line flag overrides either.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -87,7 +88,7 @@ def resolve_path(name_or_path: str) -> Path:
     path = Path(name_or_path).expanduser()
     if path.suffix in {".yaml", ".yml"} or path.exists():
         if not path.is_file():
-            what = "is a directory" if path.is_dir() else "does not exist"
+            what = "is a directory" if path.is_dir() else "is not a regular file" if path.exists() else "does not exist"
             raise SearchSpaceError(
                 f"search space file {path} {what}; pass a YAML file or one of: {', '.join(available_spaces())}"
             )
@@ -154,7 +155,13 @@ def _parse_start(path: Path, start: Any, params: tuple[Param, ...]) -> tuple[dic
                 f"give each of {sorted(names)}"
             )
         for param in params:  # Optuna would warn, then train the point anyway: outside the space searched
-            if not param.contains(point[param.name]):
+            value = point[param.name]
+            if param.type != "choice" and isinstance(value, float) and not math.isfinite(value):
+                raise SearchSpaceError(
+                    f"{path}: start point {param.name}: {value!r} is not a finite number; give a number from "
+                    f"{param.describe()}"
+                )
+            if not param.contains(value):
                 raise SearchSpaceError(
                     f"{path}: start point {param.name}: {point[param.name]!r} is outside its range "
                     f"({param.describe()}); move the point inside, or widen the range"
@@ -170,13 +177,16 @@ def _check_name(path: Path, name: str) -> None:
 
 
 def _number(path: Path, name: str, key: str, value: Any) -> float:
-    # PyYAML reads 3e-4 (no dot) as a string, so numbers are coerced here.
+    # PyYAML reads 3e-4 (no dot) as a string, so numbers are coerced here; .nan and .inf bound nothing.
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number):
         raise SearchSpaceError(
-            f"{path}: parameter {name!r}: {key} is {value!r}, not a number; write a number such as 1.0e-3"
-        ) from None
+            f"{path}: parameter {name!r}: {key} is {value!r}, not a finite number; write a number such as 1.0e-3"
+        )
+    return number
 
 
 def _parse_param(path: Path, name: str, spec: Any) -> Param:
