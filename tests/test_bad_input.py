@@ -7,6 +7,7 @@ it runs fast: a sweep that got as far as connecting to Ray fails the test instea
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import socket
@@ -181,6 +182,8 @@ ROWS += [
     # models and flags of the other commands
     row(("results", "{made}", "--sort", "colour"), "cannot sort by 'colour'"),
     row(("results", "{made}", "--status", "great"), "unknown status"),
+    row(("results", "{made}", "--columns", ""), "argument --columns: '' has an empty name", id="columns empty"),
+    row(("results", "{made}", "--status", "completed,,error"), "has an empty name; pass comma-separated statuses"),
     row(("export", "{made}", "--trial", "xyz", "--out", "{tmp}/out"), "has no trial 'xyz'"),
     row(("export", "{made}", "--out", "{tmp}/out", "--images", "0"), "below 1"),
     row(("export", "{made}", "--out", "{tmp}/out", "--images", "-1"), "below 1"),
@@ -350,11 +353,42 @@ def test_hints_are_quoted_for_the_shell(tmp_path):
     assert outcome.command("sweep --resume") == f"tuner sweep --resume 'my exp' --storage {tmp_path}"
 
 
-def test_state_json_survives_garbage(copy, capsys):
-    (copy / "state.json").write_text("")
+@pytest.mark.parametrize("damage", ["deleted", "empty", "cut short", "garbage", "a folder"])
+def test_a_damaged_state_json_reads_the_state_from_the_record(copy, capsys, damage):
+    # A finished sweep must not read as interrupted because state.json is gone: the record says all 3 ended.
+    state = copy / "state.json"
+    state.unlink(missing_ok=True)
+    {
+        "deleted": lambda: None,
+        "empty": lambda: state.write_text(""),
+        "cut short": lambda: state.write_text('{"state": "fini'),
+        "garbage": lambda: state.write_bytes(b"\xff\xfe[1, 2]"),
+        "a folder": lambda: state.mkdir(),
+    }[damage]()
+    why = f"state.json {'missing' if damage == 'deleted' else 'damaged'}; state from record.jsonl"
     code, out, _ = run(capsys, "results", copy)
-    assert code == 0 and "interrupted" in out
+    assert code == 0 and f"finished ({why})" in out, out
+    code, out, _ = run(capsys, "list", "--storage", copy.parent, "--format", "csv")
+    assert code == 0 and f"finished ({why})" in out, out
     assert json.loads((copy / "sweep.json").read_text())["name"] == "made"
+    # One trial without its end: the sweep was interrupted, whatever state.json would have said.
+    lines = (copy / "record.jsonl").read_text().splitlines()
+    last_end = max(i for i, line in enumerate(lines) if '"event": "end"' in line)
+    (copy / "record.jsonl").write_text("\n".join(lines[:last_end] + lines[last_end + 1 :]) + "\n")
+    code, out, _ = run(capsys, "results", copy)
+    assert code == 0 and f"interrupted ({why})" in out, out
+
+
+def test_list_keeps_counts_whole_and_cuts_reasons_at_a_word(copy, capsys):
+    (copy.parent / "broken").mkdir()
+    (copy.parent / "broken" / "sweep.json").write_text('{"name": "broken", "num_samples": "' + "many " * 60 + '"}')
+    code, out, _ = run(capsys, "list", "--storage", copy.parent, "--format", "csv")
+    rows = {row["name"]: row for row in csv.DictReader(out.strip().splitlines())}
+    assert code == 0 and rows["made"]["trials"] == "3", out  # not 3.0
+    assert len(rows["made"]["best_val_psnr"].split(".")[1]) <= 2, out  # dB to two places
+    reason = rows["broken"]["state"]
+    assert reason.startswith("damaged: ") and reason.endswith("...") and len(reason) <= 100, reason
+    assert reason[:-3].split()[-1] in ("many", "cannot", "be", "read"), reason  # cut between words
 
 
 def test_a_closed_pipe_ends_quietly_and_an_overlong_path_in_one_line(monkeypatch, capfd):

@@ -152,6 +152,15 @@ def test_evaluate_experiment_and_exported_model(made_experiment, tmp_path, capsy
     assert code == 0 and "model.onnx" in out
 
 
+def test_evaluate_says_how_far_it_got(made_experiment, capsys, monkeypatch):
+    from tuner.inference import evaluate
+
+    monkeypatch.setattr(evaluate, "PROGRESS_SECONDS", 0.0)  # every batch of 1024, not every 5 s
+    code, out, _ = run(capsys, "evaluate", made_experiment, "--dataset", "synthetic", "--size", "2100")
+    assert code == 0 and "2100 images of synthetic" in out, out
+    assert "scored 1024/2100 images" in out and "scored 2048/2100 images" in out, out
+
+
 def test_the_best_trial_may_be_one_any_scheduler_cut(made_experiment):
     from tuner.results.tables import _best
 

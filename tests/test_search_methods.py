@@ -120,8 +120,7 @@ def _sweep(tmp_path, name, space=SPACE, **options):
         val_size=16,
         storage=str(tmp_path),
         benchmark=False,
-        concurrency=2,
-        **options,
+        **{"concurrency": 2, **options},
     )
     return run_sweep(settings)
 
@@ -178,10 +177,20 @@ def test_every_scheduler_runs_a_sweep_and_names_what_it_stopped(tmp_path, ray_lo
 
 @pytest.mark.slow
 def test_pbt_exploits_checkpoints_and_explores_lr_and_weight_decay(tmp_path, ray_local, recwarn):
-    # Two trials side by side: at each epoch the worse one takes the better one's checkpoint. Every exploit
-    # restarts a trial's worker process, which is most of this test's time.
+    # Two trials taking turns on one slot: PBT pauses each after every epoch until the other catches up, so by
+    # epoch 2 the worse one has taken the better one's checkpoint whatever the workers' start times. Side by side
+    # on two slots, a trial that started an epoch or two late found no leader's checkpoint in 3 epochs (CI, stop
+    # 23). Every pause and exploit restarts a worker process, which is most of this test's time.
     outcome = _sweep(
-        tmp_path, "pbt", searcher="random", scheduler="pbt", num_samples=2, max_epochs=3, grace_period=1, patience=4
+        tmp_path,
+        "pbt",
+        searcher="random",
+        scheduler="pbt",
+        num_samples=2,
+        max_epochs=3,
+        grace_period=1,
+        patience=4,
+        concurrency=1,
     )
     advice = [str(w.message) for w in recwarn if "reuse_actors" in str(w.message)]
     assert not advice, advice  # Ray's advice to reuse workers does not apply to tuner's trainable

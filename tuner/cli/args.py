@@ -66,6 +66,18 @@ def text(what: str) -> Callable[[str], str]:
     return check
 
 
+def names(what: str) -> Callable[[str], list[str]]:
+    """A comma-separated list of names, none empty: `--columns ''` or `--status a,,b` is a slip, not "all"."""
+
+    def split(value: str) -> list[str]:
+        items = [item.strip() for item in value.split(",")]
+        if not all(items):
+            raise argparse.ArgumentTypeError(f"{value!r} has an empty name; pass comma-separated {what}")
+        return items
+
+    return split
+
+
 def batch_sizes(text: str) -> tuple[int, ...]:
     try:
         return tuple(positive_int(b) for b in text.split(","))

@@ -100,13 +100,13 @@ def cmd_results(args: argparse.Namespace) -> int:
         args.sort,
         args.descending,
         args.top,
-        args.columns.split(",") if args.columns else None,
-        args.status.split(",") if args.status else None,
+        args.columns,
+        args.status,
     )
     print(render(shown, args.format))
     if args.format == "table":
         front = f", {len(trials)} on the fidelity-speed front" if args.pareto else ""
-        print(f"\n{exp.name}: {len(exp.trials)} trials{front}, {exp.state}")
+        print(f"\n{exp.name}: {len(exp.trials)} trials{front}, {exp.state_text}")
         if args.pareto and exp.info.get("teacher_speed"):
             from tuner.results.pareto import answer
 

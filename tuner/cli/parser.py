@@ -11,6 +11,7 @@ from tuner.cli.args import (
     batch_sizes,
     experiment_arg,
     finite_float,
+    names,
     port,
     positive_float,
     positive_int,
@@ -51,8 +52,12 @@ def _reading(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--descending", action="store_true", help="sort high to low (metrics: always best first)")
     p.add_argument("--top", type=positive_int, default=20, help="rows to show [20]")
-    p.add_argument("--columns", help="comma-separated columns or parameter names [leaderboard + parameters]")
-    p.add_argument("--status", help=f"comma-separated statuses to keep ({', '.join(STATUSES)})")
+    p.add_argument(
+        "--columns",
+        type=names("columns or parameter names"),
+        help="comma-separated columns or parameter names [leaderboard + parameters]",
+    )
+    p.add_argument("--status", type=names("statuses"), help=f"comma-separated statuses to keep ({', '.join(STATUSES)})")
     p.add_argument(
         "--pareto",
         action="store_true",

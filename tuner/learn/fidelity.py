@@ -46,15 +46,23 @@ def _outputs(
 
 @torch.no_grad()
 def mean_squared_error(
-    model: nn.Module, images: torch.Tensor, targets: torch.Tensor | None = None, batch_size: int = 1024
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor | None = None,
+    batch_size: int = 1024,
+    progress: Callable[[int, int], None] | None = None,
 ) -> float:
     """MSE of the model against the teacher on uint8 or [0,1] images (N, 3, 32, 32).
 
-    `targets` are the teacher's outputs when already computed (training keeps them); else made per batch."""
-    squared, count = 0.0, 0
+    `targets` are the teacher's outputs when already computed (training keeps them); else made per batch.
+    `progress(done, total)` is called after each batch, for commands that score many images."""
+    squared, count, done = 0.0, 0, 0
     for out, expected in _outputs(model, images, targets, batch_size):
         squared += torch.sum((out - expected) ** 2).item()
         count += out.numel()
+        done += len(out)
+        if progress is not None:
+            progress(done, len(images))
     return squared / max(1, count)
 
 
@@ -86,7 +94,7 @@ def validate(
     return values
 
 
-def fidelity(model: nn.Module, images: torch.Tensor) -> Fidelity:
-    """MSE and PSNR of a model against the teacher on `images`."""
-    mse = mean_squared_error(model, images)
+def fidelity(model: nn.Module, images: torch.Tensor, progress: Callable[[int, int], None] | None = None) -> Fidelity:
+    """MSE and PSNR of a model against the teacher on `images` (progress: see mean_squared_error)."""
+    mse = mean_squared_error(model, images, progress=progress)
     return Fidelity(len(images), mse, psnr(mse))

@@ -28,10 +28,10 @@ if TYPE_CHECKING:
     from tuner.learn.model import StudentCNN
 
 from tuner.core.constants import RESULTS_DIR
-from tuner.core.errors import ExperimentError, TunerError, first_line, redact
+from tuner.core.errors import ExperimentError, TunerError, first_line, redact, shorten
 from tuner.results import pareto, record
 from tuner.results import tables as results
-from tuner.results.state import STATE_FILE, read_state
+from tuner.results.state import STATE_FILE, read_state, state_damage
 from tuner.search.settings import SETTINGS_FILE, SweepSettings, load_settings
 
 SPACE_COPY = "space.yaml"  # the sweep's search space file, copied into the experiment
@@ -111,10 +111,16 @@ class Experiment:
     trials: pd.DataFrame
     history: pd.DataFrame
     best: dict[str, Any] | None
+    state_damage: str = ""  # what is wrong with state.json, when `state` was worked out from the record instead
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def state_text(self) -> str:
+        """The state as tables show it: `finished`, or `finished (state.json missing; state from record.jsonl)`."""
+        return f"{self.state} ({self.state_damage})" if self.state_damage else self.state
 
     def trial(self, trial_id: str) -> pd.Series:
         match = self.trials[self.trials["trial_id"].astype(str) == str(trial_id)]
@@ -184,7 +190,8 @@ def load_experiment(name_or_path: str | Path, storage: str | Path = RESULTS_DIR)
     if found and info.get("teacher_speed"):  # the teacher as timed again beside the models, at the end
         info = {**info, "teacher_speed": {**info["teacher_speed"], **found["teacher"]}}
     summary = results.collect(path)
-    return Experiment(path, settings, info, read_state(path), summary.trials, summary.history, summary.best)
+    state = read_state(path)
+    return Experiment(path, settings, info, state, summary.trials, summary.history, summary.best, state_damage(path))
 
 
 def list_experiments(storage: str | Path = RESULTS_DIR) -> pd.DataFrame:
@@ -202,15 +209,17 @@ def list_experiments(storage: str | Path = RESULTS_DIR) -> pd.DataFrame:
             continue
         best = exp.trials["val_psnr"].max() if len(exp.trials) else float("nan")
         rows.append(
-            {**row, "dataset": exp.dataset, "trials": len(exp.trials), "best_val_psnr": best, "state": exp.state}
+            {**row, "dataset": exp.dataset, "trials": len(exp.trials), "best_val_psnr": best, "state": exp.state_text}
         )
-    return pd.DataFrame(rows, columns=["name", "date", "dataset", "trials", "best_val_psnr", "state"])
+    frame = pd.DataFrame(rows, columns=["name", "date", "dataset", "trials", "best_val_psnr", "state"])
+    # A damaged experiment's trials are unknown: a nullable integer keeps the others' counts from reading 2.0.
+    return frame.astype({"trials": "Int64", "best_val_psnr": float}).round({"best_val_psnr": 2})
 
 
 def _damage(path: Path, exc: Exception) -> str:
     """`damaged: <what>` for `tuner list`: the problem without its fix, and without the experiment's own path."""
     what = first_line(exc, 200).split("; ")[0].replace(f"{path.resolve()}{os.sep}", "")
-    return f"damaged: {what if isinstance(exc, TunerError) else f'{type(exc).__name__}: {what}'}"[:100]
+    return shorten(f"damaged: {what if isinstance(exc, TunerError) else f'{type(exc).__name__}: {what}'}", 100)
 
 
 def load_model(source: str | Path, trial: str | None = None, storage: str | Path = RESULTS_DIR) -> StudentCNN:

@@ -203,7 +203,8 @@ def write_report(exp: Experiment) -> Path:
     lines = [
         f"# Sweep report: {exp.name}",
         "",
-        f"Dataset: {exp.dataset}; {len(exp.trials)} trials; state: {exp.state}; search space: {exp.settings.space}.",
+        f"Dataset: {exp.dataset}; {len(exp.trials)} trials; state: {exp.state_text}; "
+        f"search space: {exp.settings.space}.",
         "",
     ]
     if exp.best:

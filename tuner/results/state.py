@@ -3,6 +3,10 @@ wrote it, so a sweep that was killed reads as interrupted and a second one on th
 
     write_state(exp_dir, "running")   # a sweep or resume starts
     read_state(exp_dir)               # "running" only while that process lives (on this host)
+    state_damage(exp_dir)             # "" or what is wrong with state.json
+
+A state.json that is missing or damaged does not make a finished sweep read as interrupted: the state is then
+worked out from record.jsonl (finished when every trial asked for has ended), and `state_damage` says why.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import time
 from pathlib import Path
 
 from tuner.core.files import write_text
+from tuner.results import record
+from tuner.search.settings import SETTINGS_FILE
 
 STATE_FILE = "state.json"
 STATES = ("running", "finished", "interrupted")
@@ -32,18 +38,44 @@ def write_state(exp_dir: Path, state: str) -> None:
 
 def read_state(exp_dir: Path) -> str:
     """finished / interrupted / running. A 'running' sweep whose process is gone was interrupted."""
-    try:
-        doc = json.loads((Path(exp_dir) / STATE_FILE).read_text())
-    except (OSError, ValueError):  # missing, a folder, cut short, not UTF-8: nothing says it runs
-        return "interrupted"
-    if not isinstance(doc, dict) or doc.get("state") not in STATES:
-        return "interrupted"
+    doc = _document(exp_dir)
+    if doc is None:
+        return _state_from_record(exp_dir)
     if doc["state"] != "running":
         return doc["state"]
     pid = doc.get("pid")
     if doc.get("host") == socket.gethostname() and not (isinstance(pid, int) and _alive(pid)):
         return "interrupted"
     return "running"
+
+
+def state_damage(exp_dir: Path) -> str:
+    """ "" when state.json is sound; else what is wrong with it, for tables to show beside the state."""
+    if _document(exp_dir) is not None:
+        return ""
+    missing = not os.path.lexists(Path(exp_dir) / STATE_FILE)
+    return f"{STATE_FILE} {'missing' if missing else 'damaged'}; state from {record.RECORD_FILE}"
+
+
+def _document(exp_dir: Path) -> dict | None:
+    """state.json's contents; None when it is missing, a folder, cut short, not UTF-8 or names no state."""
+    try:
+        doc = json.loads((Path(exp_dir) / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("state") in STATES else None
+
+
+def _state_from_record(exp_dir: Path) -> str:
+    """Finished when record.jsonl shows every trial sweep.json asked for started and ended; else interrupted
+    (nothing says a process still runs it, and `--resume` of a finished sweep only says so)."""
+    trials, damage = record.scan(exp_dir)
+    try:
+        asked = json.loads((Path(exp_dir) / SETTINGS_FILE).read_text())["num_samples"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "interrupted"
+    ended = not damage and all(t.outcome is not None for t in trials.values())
+    return "finished" if ended and isinstance(asked, int) and len(trials) >= asked else "interrupted"
 
 
 def running_where(exp_dir: Path) -> str:
