@@ -55,21 +55,26 @@ def available_bytes() -> int | None:
     return min(known) if known else None
 
 
+def _room(each: int, available: int | None) -> tuple[int, int] | None:
+    """(bytes available, how many items of `each` bytes fit in the usable part of them); None when the system
+    does not say. `available` defaults to what it reports now."""
+    available = available_bytes() if available is None else available
+    return None if available is None else (available, int(available * USABLE_FRACTION) // each)
+
+
 def check_images_fit(count: int, flags: str, copies: int = 1, available: int | None = None) -> None:
     """Refuse `count` images (with targets, `copies` times over) that would not fit in memory; `flags` names
     what to lower. `available` (bytes) defaults to what the system reports; unknown means no check."""
-    available = available_bytes() if available is None else available
-    if available is None:
-        return
     each = BYTES_PER_IMAGE * copies
-    usable = int(available * USABLE_FRACTION)
-    if count * each <= usable:
+    room = _room(each, available)
+    if room is None or count <= room[1]:
         return
+    available, fits = room
     held = "" if copies == 1 else ", held twice: by the sweep and by Ray's object store"
     raise SettingsError(
         f"{count:,} images need {count * each / GIB:.1f} GiB of memory ({BYTES_PER_IMAGE:,} bytes each with its "
         f"teacher target{held}) but {available / GIB:.1f} GiB is available; lower {flags} to at most "
-        f"{usable // each:,} images in all"
+        f"{fits:,} images in all"
     )
 
 
@@ -92,16 +97,13 @@ def training_bytes_per_image(conv1_channels: int, conv2_channels: int, hidden: i
 def check_batches_fit(batch: int, per_image: int, trials: int, setting: str, available: int | None = None) -> None:
     """Refuse a training batch that `trials` trials at once cannot hold: Ray's out-of-memory killer would end
     them one by one instead, after the sweep has started. `setting` names what sets the batch size."""
-    available = available_bytes() if available is None else available
-    if available is None:
+    room = _room(per_image * trials, available)
+    if room is None or batch <= room[1]:
         return
-    usable = int(available * USABLE_FRACTION)
-    if batch * per_image * trials <= usable:
-        return
+    available, fits = room
     at_once = "" if trials == 1 else f" in each of {trials} trials at once"
     fewer = "" if trials == 1 else ", or run fewer trials at once (--concurrency)"
     raise SettingsError(
         f"a training batch of {batch:,} images needs {batch * per_image / GIB:.1f} GiB{at_once}, but "
-        f"{available / GIB:.1f} GiB is available; lower {setting} to at most {usable // (per_image * trials):,}"
-        f"{fewer}"
+        f"{available / GIB:.1f} GiB is available; lower {setting} to at most {fits:,}{fewer}"
     )

@@ -67,15 +67,20 @@ def _document(exp_dir: Path) -> dict | None:
 
 
 def _state_from_record(exp_dir: Path) -> str:
-    """Finished when record.jsonl shows every trial sweep.json asked for started and ended; else interrupted
-    (nothing says a process still runs it, and `--resume` of a finished sweep only says so)."""
+    """Finished when record.jsonl shows as many ended trials as sweep.json asked for; else interrupted (nothing
+    says a process still runs it, and `--resume` of a finished sweep only says so)."""
     trials, damage = record.scan(exp_dir)
     try:
         asked = json.loads((Path(exp_dir) / SETTINGS_FILE).read_text())["num_samples"]
     except (OSError, ValueError, KeyError, TypeError):
         return "interrupted"
-    ended = not damage and all(t.outcome is not None for t in trials.values())
-    return "finished" if ended and isinstance(asked, int) and len(trials) >= asked else "interrupted"
+    return "finished" if not damage and isinstance(asked, int) and all_ended(trials, asked) else "interrupted"
+
+
+def all_ended(trials: dict[str, record.TrialRecord], asked: int) -> bool:
+    """A sweep finished when as many trials as it asked for have an end in the record: what a sweep writes to
+    state.json as it stops, and what a lost state.json is worked out from."""
+    return sum(t.outcome is not None for t in trials.values()) >= asked
 
 
 def running_where(exp_dir: Path) -> str:

@@ -32,7 +32,7 @@ from tuner.learn.data import ImageSplits, TeacherData, check_spec, images_of, wi
 from tuner.results import record
 from tuner.results import tables as results
 from tuner.results.experiments import SPACE_COPY, find_experiment
-from tuner.results.state import read_state, running_where, write_state
+from tuner.results.state import all_ended, read_state, running_where, write_state
 from tuner.run import tracking
 from tuner.run.cluster import RayInfo, check_fits, connect, slots
 from tuner.run.fit import new_tuner, quiet_ray, started_together, term_as_interrupt
@@ -237,8 +237,7 @@ def _fit_and_summarise(
             if settings.remote_storage:
                 log.info(copy_back(settings, exp_dir))
             trials = record.read(exp_dir)
-            ended = sum(t.outcome is not None for t in trials.values())
-            interrupted = ended < settings.num_samples
+            interrupted = not all_ended(trials, settings.num_samples)
             write_state(exp_dir, "interrupted" if interrupted else "finished")
             summary = results.summarise(exp_dir)
             tracking.finish(exp_dir, interrupted)
