@@ -7,6 +7,8 @@ import logging
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,8 +18,9 @@ import torch
 from tuner.core.errors import ExperimentError
 from tuner.learn.checkpoints import CHECKPOINT_FILE, load_checkpoint
 from tuner.results import record
+from tuner.results.state import experiment_lock, read_state, state_damage
 from tuner.run.progress import SweepMonitor
-from tuner.run.resume import experiment_lock, recover_cut_epochs, refill_deleted_checkpoints
+from tuner.run.resume import recover_cut_epochs, refill_deleted_checkpoints
 from tuner.run.sweep import resume_sweep
 
 
@@ -110,11 +113,41 @@ def test_a_resume_that_cannot_go_on_changes_nothing(tmp_path, damage, says):
 
 def test_a_second_resume_of_one_experiment_is_refused(tmp_path):
     with experiment_lock(tmp_path):
-        with pytest.raises(ExperimentError, match="is being resumed by another process"):
+        with pytest.raises(ExperimentError, match="is being run by another process"):
             with experiment_lock(tmp_path):
                 pass
     with experiment_lock(tmp_path):  # released on leaving
         pass
+
+
+def test_a_sweep_that_lost_its_state_json_reads_as_running_while_another_process_holds_it(made_experiment, tmp_path):
+    copy = tmp_path / "made"
+    shutil.copytree(made_experiment, copy)
+    (copy / "state.json").unlink()
+    with experiment_lock(copy):  # this process's own lock (a resume checking the state) does not count
+        assert read_state(copy) == "finished"
+    hold = "import sys, time; from tuner.results.state import experiment_lock\n"
+    hold += "with experiment_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(copy)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert read_state(copy) == "running" and "state.json missing" in state_damage(copy)
+        with pytest.raises(ExperimentError, match="is being run by another process"):
+            resume_sweep(str(copy))  # a second driver beside the running one, were state.json trusted alone
+    finally:
+        holder.kill()
+        holder.wait()
+    assert read_state(copy) == "finished"
+
+
+def test_resuming_a_finished_sweep_writes_the_tables_its_driver_did_not(made_experiment, tmp_path):
+    copy = tmp_path / "made"
+    shutil.copytree(made_experiment, copy)
+    for name in ("state.json", "trials.csv", "history.csv"):  # the driver died after the last trial ended
+        (copy / name).unlink()
+    outcome = resume_sweep(str(copy))
+    assert not outcome.interrupted and len(outcome.summary.trials) == 3
+    assert (copy / "trials.csv").is_file() and (copy / "history.csv").is_file()
 
 
 def test_the_resume_line_counts_finished_continuing_and_unstarted_trials(made_experiment):

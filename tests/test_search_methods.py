@@ -57,6 +57,20 @@ def test_pbt_needs_something_to_mutate(tmp_path):
         check("random", "pbt", space_file(tmp_path, text))
 
 
+@pytest.mark.parametrize("concurrency", [None, 3])
+def test_pbt_limits_trials_at_once_in_its_own_generator(tmp_path, concurrency):
+    # Ray ignores max_concurrent_trials for PBT's BasicVariantGenerator (a warning quiet_ray hides): --concurrency
+    # would limit nothing, and the memory check would count fewer trials than run.
+    from tuner.run import methods
+
+    settings = SweepSettings(scheduler="pbt", searcher="random", concurrency=concurrency, storage=str(tmp_path))
+    space = space_file(tmp_path)
+    generator = methods.searcher(settings, space)
+    search_alg, limit = methods.with_limit(generator, methods.scheduler(settings, space), settings, 2)
+    assert search_alg is generator and limit is None
+    assert generator.max_concurrent == (concurrency or 0)  # 0: the nodes' resources alone bound it
+
+
 def test_a_space_file_can_name_them_and_is_checked(tmp_path):
     space = space_file(tmp_path, SPACE + "searcher: random\nscheduler: median\n")
     assert (space.searcher, space.scheduler) == ("random", "median")
@@ -177,20 +191,22 @@ def test_every_scheduler_runs_a_sweep_and_names_what_it_stopped(tmp_path, ray_lo
 
 @pytest.mark.slow
 def test_pbt_exploits_checkpoints_and_explores_lr_and_weight_decay(tmp_path, ray_local, recwarn):
-    # Two trials taking turns on one slot: PBT pauses each after every epoch until the other catches up, so by
-    # epoch 2 the worse one has taken the better one's checkpoint whatever the workers' start times. Side by side
-    # on two slots, a trial that started an epoch or two late found no leader's checkpoint in 3 epochs (CI, stop
-    # 23). Every pause and exploit restarts a worker process, which is most of this test's time.
+    # A good and a poor trial take turns on one slot (2 CPUs each on 2): PBT pauses each after every epoch
+    # while the other waits, so the order of reports is fixed, not a race of worker start times. The good one
+    # saves a checkpoint at its epoch 2, and the poor one takes it at its epoch 2. Side by side on two slots, a
+    # trial that started late found no leader's checkpoint in 3 epochs (CI, stop 23). Every pause and exploit
+    # restarts a worker process, which is most of this test's time.
     outcome = _sweep(
         tmp_path,
         "pbt",
+        SPACE + "start:\n  - {lr: 3.0e-3, weight_decay: 1.0e-6}\n  - {lr: 1.0e-5, weight_decay: 1.0e-6}\n",
         searcher="random",
         scheduler="pbt",
         num_samples=2,
         max_epochs=3,
         grace_period=1,
         patience=4,
-        concurrency=1,
+        cpus_per_trial=2,
     )
     advice = [str(w.message) for w in recwarn if "reuse_actors" in str(w.message)]
     assert not advice, advice  # Ray's advice to reuse workers does not apply to tuner's trainable
@@ -204,6 +220,7 @@ def test_pbt_exploits_checkpoints_and_explores_lr_and_weight_decay(tmp_path, ray
         if doc["event"] == "start":
             first_configs.setdefault(doc["trial_id"], doc["config"])
     starts = list(first_configs.values())
+    assert 1.0e-5 in {first_configs[t]["lr"] for t in changed}, changed  # the poor trial took the good one's
     for trial in changed.values():
         assert trial.config["hidden"] == 32  # a model-shape parameter is never mutated
         assert trial.config["lr"] not in [s["lr"] for s in starts] or trial.config["weight_decay"] not in [

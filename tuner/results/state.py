@@ -4,25 +4,33 @@ wrote it, so a sweep that was killed reads as interrupted and a second one on th
     write_state(exp_dir, "running")   # a sweep or resume starts
     read_state(exp_dir)               # "running" only while that process lives (on this host)
     state_damage(exp_dir)             # "" or what is wrong with state.json
+    with experiment_lock(exp_dir): ...    # held by the one process that runs or resumes the sweep
 
 A state.json that is missing or damaged does not make a finished sweep read as interrupted: the state is then
-worked out from record.jsonl (finished when every trial asked for has ended), and `state_damage` says why.
+worked out from record.jsonl (finished when every trial asked for has ended; running while another process
+holds the folder's lock), and `state_damage` says why.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from tuner.core.errors import ExperimentError
 from tuner.core.files import write_text
 from tuner.results import record
 from tuner.search.settings import SETTINGS_FILE
 
 STATE_FILE = "state.json"
 STATES = ("running", "finished", "interrupted")
+LOCK_WAIT_S = 1.0  # how long taking the lock waits out another command that only looks whether it is held
+_HELD: set[Path] = set()  # the experiment folders this process holds the lock of
 
 
 def write_state(exp_dir: Path, state: str) -> None:
@@ -66,9 +74,57 @@ def _document(exp_dir: Path) -> dict | None:
     return doc if isinstance(doc, dict) and doc.get("state") in STATES else None
 
 
+@contextmanager
+def experiment_lock(exp_dir: Path) -> Iterator[None]:
+    """Hold the folder's lock while a sweep runs or resumes it: a second driver gets one line, even when
+    state.json is gone. The lock is on the folder itself, so a refused start leaves no file behind, and the kernel
+    drops it when the process ends however it ends: a killed sweep never leaves the folder locked."""
+    exp_dir = Path(exp_dir).resolve()
+    fd = os.open(exp_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ExperimentError(
+                        f"experiment {exp_dir.name!r} is being run by another process ({running_where(exp_dir)}); "
+                        "wait for it to end, or stop it"
+                    ) from None
+                time.sleep(0.05)
+        _HELD.add(exp_dir)
+        yield
+    finally:
+        _HELD.discard(exp_dir)
+        os.close(fd)  # closing releases the lock
+
+
+def _locked_elsewhere(exp_dir: Path) -> bool:
+    """Whether another process holds the folder's lock now (this one's own lock does not count)."""
+    exp_dir = Path(exp_dir).resolve()
+    if exp_dir in _HELD:
+        return False
+    try:
+        fd = os.open(exp_dir, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def _state_from_record(exp_dir: Path) -> str:
-    """Finished when record.jsonl shows as many ended trials as sweep.json asked for; else interrupted (nothing
-    says a process still runs it, and `--resume` of a finished sweep only says so)."""
+    """Running while another process holds the folder's lock; else finished when record.jsonl shows as many
+    ended trials as sweep.json asked for, and interrupted when it does not (`--resume` of a finished sweep
+    only says so)."""
+    if _locked_elsewhere(exp_dir):
+        return "running"
     trials, damage = record.scan(exp_dir)
     try:
         asked = json.loads((Path(exp_dir) / SETTINGS_FILE).read_text())["num_samples"]

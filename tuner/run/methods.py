@@ -32,8 +32,9 @@ def searcher(settings: SweepSettings, space: SearchSpace, storage_url: str | Non
     plateau stopper still act on val_loss alone. OptunaSearch then gets the space itself: Ray Tune hands every
     searcher the sweep's single metric, and a searcher without a space of its own would take it."""
     start = [dict(p) for p in space.start] or None
-    if SCHEDULERS[settings.scheduler].pbt_like:
-        return BasicVariantGenerator(points_to_evaluate=start, random_state=settings.seed)
+    if SCHEDULERS[settings.scheduler].pbt_like:  # Ray's limit of trials at once is this generator's own
+        limit = settings.concurrency or 0
+        return BasicVariantGenerator(points_to_evaluate=start, random_state=settings.seed, max_concurrent=limit)
     import optuna
 
     sampler = SEARCHERS[settings.searcher].sampler(settings.seed, settings.num_samples)
@@ -78,9 +79,12 @@ def scheduler(settings: SweepSettings, space: SearchSpace) -> Any:
 def with_limit(search_alg: Any, trial_scheduler: Any, settings: SweepSettings, parallel: int) -> tuple[Any, int | None]:
     """The searcher, and Ray's max_concurrent_trials. Ray's limit counts paused trials, so tuner's ASHA (which
     pauses trials at rungs) gets a limit that does not, and only when the user set one: the nodes' resources
-    bound trials at once anyway."""
+    bound trials at once anyway. Ray ignores max_concurrent_trials for a BasicVariantGenerator (PBT's, which
+    `searcher` gives the limit itself), with a warning quiet_ray hides."""
     from tuner.run.schedulers.asha import PromotingASHA, RunningLimit
 
+    if isinstance(search_alg, BasicVariantGenerator):
+        return search_alg, None
     if not isinstance(trial_scheduler, PromotingASHA):
         return search_alg, parallel
     if settings.concurrency is None:

@@ -1,6 +1,6 @@
 """What `tuner sweep --resume X` checks, repairs and reattaches around Ray's restore, all inside X.
 
-    with experiment_lock(exp_dir):                  # a second resume of X is refused
+    with experiment_lock(exp_dir):                  # (results.state) a second driver of X is refused
         settings, info, trials = check_resumable(exp_dir)   # refuses before any file changes
         tuner = restore(exp_dir, ray_path, trainable)       # Optuna's study: X's own optuna.db
         refill_deleted_checkpoints(exp_dir, unfinished)
@@ -12,12 +12,9 @@ experiment, whatever X's sweep.json says its name or storage was.
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import shlex
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -30,24 +27,6 @@ from tuner.search.schedulers import SCHEDULERS
 from tuner.search.settings import SETTINGS_FILE, SweepSettings, load_settings
 
 log = logging.getLogger(__name__)
-
-
-@contextmanager
-def experiment_lock(exp_dir: Path) -> Iterator[None]:
-    """Hold X's lock while resuming it; a second process gets one line. The lock is on the folder itself, so
-    a refused resume leaves no file behind, and the kernel drops it when the process ends however it ends:
-    a killed resume never leaves X locked."""
-    fd = os.open(exp_dir, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ExperimentError(
-                f"experiment {Path(exp_dir).name!r} is being resumed by another process; wait for it to end"
-            ) from None
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 def _refuse(exp_dir: Path, why: str) -> ExperimentError:

@@ -4,13 +4,11 @@
     from tuner.run.sweep import run_sweep
     outcome = run_sweep(SweepSettings.from_preset("quick", name="demo"))
 
-Everything a user can get wrong (settings, search space, dataset, the cluster
-and its resources) is checked before the experiment directory is created. The
-dataset and its teacher targets are made once, here in the driver, and put in
-Ray's object store by `tune.with_parameters`; every trial reads them from
-there. The driver's SweepMonitor records every epoch as it happens; when the
-sweep ends or is interrupted, the results module turns that record into
-trials.csv, history.csv and best.json.
+Everything a user can get wrong (settings, search space, dataset, the cluster and its resources) is checked
+before the experiment directory is created. The dataset and its teacher targets are made once, here in the
+driver, and put in Ray's object store by `tune.with_parameters`; every trial reads them from there. The
+driver's SweepMonitor records every epoch as it happens; when the sweep ends or is interrupted, the results
+module turns that record into trials.csv, history.csv and best.json. One process at a time runs a folder.
 """
 
 from __future__ import annotations
@@ -32,7 +30,7 @@ from tuner.learn.data import ImageSplits, TeacherData, check_spec, images_of, wi
 from tuner.results import record
 from tuner.results import tables as results
 from tuner.results.experiments import SPACE_COPY, find_experiment
-from tuner.results.state import all_ended, read_state, running_where, write_state
+from tuner.results.state import all_ended, experiment_lock, read_state, running_where, write_state
 from tuner.run import tracking
 from tuner.run.cluster import RayInfo, check_fits, connect, slots
 from tuner.run.fit import new_tuner, quiet_ray, started_together, term_as_interrupt
@@ -42,7 +40,6 @@ from tuner.run.progress import SweepMonitor
 from tuner.run.ray_adapter import new_trials_follow_the_folder, own_optuna_study
 from tuner.run.resume import (
     check_resumable,
-    experiment_lock,
     reattach,
     recover_cut_epochs,
     refill_deleted_checkpoints,
@@ -112,10 +109,7 @@ def _with_data(
     )
 
 
-def run_sweep(
-    settings: SweepSettings,
-    trainable: Callable[..., None] = train_trial,
-) -> SweepOutcome:
+def run_sweep(settings: SweepSettings, trainable: Callable[..., None] = train_trial) -> SweepOutcome:
     """Run a new sweep to the end and summarise it. `trainable` is replaceable for tests."""
     check_new_name(settings.name)
     exp_dir = settings.experiment_dir
@@ -149,26 +143,28 @@ def run_sweep(
         ) from None
     except OSError as exc:
         raise SettingsError(f"cannot create {exp_dir} ({exc.strerror}); choose another --storage") from None
-    try:  # nothing is computed yet: a folder that fails here is removed, so the name can be used again
-        write_state(exp_dir, "running")  # a --resume started now is refused, not run beside this sweep
-        # The space file travels with the experiment, so a copied or moved folder still knows what it searched.
-        shutil.copyfile(space.path, exp_dir / SPACE_COPY)
-        # From here on a missing record means a damaged folder, not a sweep whose first trial is starting.
-        (exp_dir / record.RECORD_FILE).touch()
-        settings.save(exp_dir, dataset_used=splits.source, search_space=SPACE_COPY, teacher_speed=teacher)
-        monitor = SweepMonitor(exp_dir, settings.num_samples, settings.max_epochs, parallel)
-        trainable = _with_data(trainable, data, settings, teacher)
-        tuner = new_tuner(settings, space, trainable, parallel, [monitor, *trackers])
-    except BaseException:
-        shutil.rmtree(exp_dir, ignore_errors=True)
-        raise
-    log.info(
-        f"sweep {settings.name!r}: {settings.num_samples} trials, up to {settings.max_epochs} epochs each, "
-        f"{parallel} at a time; space {space.name} ({', '.join(p.name for p in space.params)}); "
-        f"searcher {settings.searcher}, scheduler {settings.scheduler}{', plateau stopper' if settings.plateau else ''}"
-    )
-    log.info(where(settings, exp_dir))
-    return _fit_and_summarise(tuner, exp_dir, settings, parallel, splits.benchmark_images)
+    with experiment_lock(exp_dir):  # until the sweep ends: a --resume meanwhile is refused, state.json or not
+        try:  # nothing is computed yet: a folder that fails here is removed, so the name can be used again
+            write_state(exp_dir, "running")  # a --resume started now is refused, not run beside this sweep
+            # The space file travels with the experiment: a copied or moved folder still knows what it searched.
+            shutil.copyfile(space.path, exp_dir / SPACE_COPY)
+            # From here on a missing record means a damaged folder, not a sweep whose first trial is starting.
+            (exp_dir / record.RECORD_FILE).touch()
+            settings.save(exp_dir, dataset_used=splits.source, search_space=SPACE_COPY, teacher_speed=teacher)
+            monitor = SweepMonitor(exp_dir, settings.num_samples, settings.max_epochs, parallel)
+            trainable = _with_data(trainable, data, settings, teacher)
+            tuner = new_tuner(settings, space, trainable, parallel, [monitor, *trackers])
+        except BaseException:
+            shutil.rmtree(exp_dir, ignore_errors=True)
+            raise
+        stopper = ", plateau stopper" if settings.plateau else ""
+        log.info(
+            f"sweep {settings.name!r}: {settings.num_samples} trials, up to {settings.max_epochs} epochs each, "
+            f"{parallel} at a time; space {space.name} ({', '.join(p.name for p in space.params)}); "
+            f"searcher {settings.searcher}, scheduler {settings.scheduler}{stopper}"
+        )
+        log.info(where(settings, exp_dir))
+        return _fit_and_summarise(tuner, exp_dir, settings, parallel, splits.benchmark_images)
 
 
 def resume_sweep(
@@ -188,7 +184,9 @@ def resume_sweep(
                 f"experiment {exp_dir.name!r} already finished; nothing to resume "
                 f"(see tuner results {shlex.quote(exp_dir.name)})"
             )
-            return SweepOutcome(exp_dir, results.collect(exp_dir), interrupted=False)
+            # Its tables, unless the driver ended between the last trial and writing them (state.json lost).
+            tables = results.collect if (exp_dir / "trials.csv").is_file() else results.summarise
+            return SweepOutcome(exp_dir, tables(exp_dir), interrupted=False)
         if state == "running":
             raise ExperimentError(
                 f"experiment {exp_dir.name!r} is still running in another process ({running_where(exp_dir)}); wait "
@@ -214,11 +212,7 @@ def resume_sweep(
 
 
 def _fit_and_summarise(
-    tuner: tune.Tuner,
-    exp_dir: Path,
-    settings: SweepSettings,
-    parallel: int,
-    benchmark_images: Any,
+    tuner: tune.Tuner, exp_dir: Path, settings: SweepSettings, parallel: int, benchmark_images: Any
 ) -> SweepOutcome:
     """Run the tuner; whatever happens, write the tables of what exists and the experiment's state.
     Finished means: as many trials as asked for, each with an end in the record. A finished sweep then
