@@ -293,12 +293,26 @@ def test_export_into_a_place_that_cannot_be_written(made_experiment, tmp_path, c
         one_line(capsys, "--out /dev/full is a file, not a directory", "export", made_experiment, "--out", "/dev/full")
 
 
+def test_export_before_any_epoch_says_what_to_do(copy, tmp_path, capsys):
+    starts = [line for line in (copy / "record.jsonl").read_text().splitlines(True) if '"event": "start"' in line]
+    (copy / "record.jsonl").write_text("".join(starts))
+    (copy / "state.json").write_text(json.dumps({"state": "interrupted"}))
+    one_line(
+        capsys,
+        "no trial that finished an epoch; continue it with `tuner sweep --resume made`",
+        "export",
+        copy,
+        "--out",
+        tmp_path,
+    )
+
+
 def test_damaged_and_missing_checkpoints(copy, tmp_path, capsys):
     (copy / "best_model.pt").write_bytes(b"")
     one_line(capsys, "is corrupt", "evaluate", copy / "best_model.pt", "--size", "8")
     for ckpt in copy.glob("trial_aaa11111/checkpoint_*/checkpoint.pt"):
         ckpt.write_bytes(b"")  # 0 bytes: a disk that filled up
-    one_line(capsys, "is corrupt", "export", copy, "--out", tmp_path / "out" / "deeper")
+    one_line(capsys, "/checkpoint.pt is corrupt", "export", copy, "--out", tmp_path / "out" / "deeper")  # named
     assert not (tmp_path / "out").exists()  # a failed export takes away the directories it made
     for ckpt in copy.glob("trial_*/checkpoint_*"):
         shutil.rmtree(ckpt)

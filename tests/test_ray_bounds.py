@@ -229,8 +229,34 @@ def test_a_full_preset_start_prints_its_estimate(ray_tmp, tmp_path):
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "first epoch took" in done.stdout and "take at most" in done.stdout
-    assert "| 0 done, 1 running, 0 pending | at most" in done.stdout
+    assert "first epoch took" in done.stdout and "take about" in done.stdout
+    assert "| 0 done, 1 running, 0 pending | about" in done.stdout
+
+
+def test_ctrl_c_as_trials_start_leaves_a_sweep_to_resume_or_nothing(ray_tmp, tmp_path):
+    """Ctrl-C the moment the sweep's folder exists, before any epoch: either Ray saved its state and the resume
+    hint works, or it had not (Ray cannot resume that) and the folder is gone, so the same command starts again.
+    Never a resume hint that the resume then refuses."""
+    argv = [sys.executable, "-m", "tuner", "sweep", "--name", "early", *TINY]
+    proc = subprocess.Popen(
+        argv, env=env_with(ray_tmp), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    out = ""
+    for line in proc.stdout:
+        out += line
+        if line.startswith("results:"):
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, err = proc.communicate(timeout=120)
+    out += rest
+    assert proc.returncode == 130, out[-2000:] + err[-2000:]
+    exp = tmp_path / "results" / "early"
+    if exp.exists():
+        assert "continue with  tuner sweep --resume early" in out, out
+        done = tuner("sweep", "--resume", "early", env=env_with(ray_tmp), cwd=tmp_path)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    else:
+        assert "nothing to keep" in out and "run the same command to start again" in out, out
 
 
 def test_two_sweeps_with_one_name_at_once(ray_tmp, tmp_path):

@@ -13,6 +13,7 @@ import torch
 
 import tuner
 from tuner.cli.main import main
+from tuner.core.errors import ExperimentError
 from tuner.inference.formats import FORMATS, load_exported
 from tuner.results import record, tables
 from tuner.results.tables import HISTORY_COLUMNS, TRIAL_COLUMNS
@@ -89,6 +90,12 @@ def test_python_api_takes_names_paths_and_trials(made_experiment):
     x = torch.rand(3, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(by_name(x), by_file(x)) and not torch.equal(by_name(x), other(x))
+
+
+def test_load_model_names_an_export_it_does_not_read(tmp_path):
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x07")
+    with pytest.raises(ExperimentError, match="model.onnx is an ONNX export, not a checkpoint; load_model reads"):
+        tuner.load_model(tmp_path / "model.onnx")
 
 
 def test_an_interrupted_experiment_reads_as_such(made_experiment, tmp_path, capsys):

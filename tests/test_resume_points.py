@@ -82,6 +82,13 @@ def _damage_checkpoints(exp: Path, how: str) -> None:
             (ckpt / CHECKPOINT_FILE).write_bytes(data[: len(data) // 3])
 
 
+def _stopped_before_ray_saved_or_an_epoch_ended(exp: Path) -> None:
+    for state in exp.glob("experiment_state-*.json"):
+        state.unlink()
+    starts = [line for line in (exp / "record.jsonl").read_text().splitlines(True) if '"event": "start"' in line]
+    (exp / "record.jsonl").write_text("".join(starts))
+
+
 @pytest.mark.parametrize(
     "damage, says",
     [
@@ -91,6 +98,7 @@ def _damage_checkpoints(exp: Path, how: str) -> None:
         (lambda e: (e / "tuner.pkl").unlink(), "tuner.pkl is missing"),
         (lambda e: [p.unlink() for p in e.glob("*[-_]state-*")] + [(e / "tuner.pkl").unlink()], "before Ray saved"),
         (lambda e: (e / "record.jsonl").unlink(), "record.jsonl is missing"),
+        (_stopped_before_ray_saved_or_an_epoch_ended, "nothing to resume; delete"),
         (lambda e: [p.write_text(p.read_text()[:99]) for p in e.glob("experiment_state-*")], ".json is damaged"),
         (lambda e: [p.write_bytes(p.read_bytes()[:50]) for p in e.glob("searcher-state-*")], ".pkl is damaged"),
         (lambda e: (e / "optuna.db").unlink(), "optuna.db is missing or holds no study"),

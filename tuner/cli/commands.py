@@ -37,6 +37,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             disconnect()  # before the tables are printed: a SIGTERM after this is a plain Ctrl-C
     if outcome is None:
         return 130
+    if outcome.discarded:
+        print(
+            f"interrupted before any epoch ended: nothing to keep, so {outcome.experiment_dir} was removed; "
+            "run the same command to start again"
+        )
+        return 130
     summary = outcome.summary
     print()
     if summary is not None and summary.best is not None:
@@ -59,10 +65,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def _late_interrupt(args: argparse.Namespace, settings: SweepSettings | None) -> SweepOutcome | None:
     """What to say after an interrupt that came once Ray had stopped (while the tables, the tracking or the
     benchmark were written): the resume hint as usual, or, for a sweep that had finished, where its results
-    are. None once said; the interrupt itself when there is no experiment yet to speak of."""
+    are. None once said; the interrupt itself when there is no experiment yet to speak of. A new sweep stopped
+    before its fit began (Ray could not resume it) is removed, so the same command starts it again."""
     from tuner.core.errors import TunerError
     from tuner.results.experiments import find_experiment
-    from tuner.results.state import read_state
+    from tuner.results.state import experiment_lock, read_state
+    from tuner.run.resume import discard_if_nothing_ran
     from tuner.run.sweep import SweepOutcome
 
     name, storage = (args.resume, args.storage or RESULTS_DIR) if args.resume else (settings.name, settings.storage)
@@ -70,6 +78,12 @@ def _late_interrupt(args: argparse.Namespace, settings: SweepSettings | None) ->
         exp_dir = find_experiment(name, storage)
     except TunerError:
         raise KeyboardInterrupt from None  # interrupted before the experiment existed: main() says so
+    try:  # a new sweep stopped before its fit began: nothing to resume, nothing computed
+        with experiment_lock(exp_dir):  # refused while another process runs the folder: not ours to remove
+            if discard_if_nothing_ran(exp_dir):
+                return SweepOutcome(exp_dir, None, interrupted=True, discarded=True)
+    except TunerError:
+        raise KeyboardInterrupt from None
     outcome = SweepOutcome(exp_dir, None, interrupted=read_state(exp_dir) != "finished")
     if outcome.interrupted:
         return outcome  # cmd_sweep prints the resume hint
@@ -134,7 +148,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         trial = str(fastest_above(exp.trials, args.fastest_above)["trial_id"])
     checkpoint, model_file = exp.checkpoint_bytes(trial)
     images = verification_images(exp, args.images)
-    report = export_model(model_file, args.format, Path(args.out), images, trial, args.force)
+    report = export_model(model_file, args.format, Path(args.out), images, trial, args.force, checkpoint)
     print(f"wrote {report.path} ({report.format}) from {checkpoint}")
     print(
         f"verified on {report.fidelity.images} held-out images: max |export - checkpoint| = {report.max_abs_diff:.1e} "

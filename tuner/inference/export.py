@@ -68,9 +68,10 @@ def export_model(
     images: torch.Tensor,
     trial_id: str | None = None,
     force: bool = False,
+    source: Path | None = None,
 ) -> ExportReport:
-    """Export the checkpoint's model (a file, or its bytes) as `fmt` into out_dir and verify it on `images`
-    (uint8 or float)."""
+    """Export the checkpoint's model (a file, or its bytes read from `source`) as `fmt` into out_dir and verify
+    it on `images` (uint8 or float)."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; use one of: {', '.join(FORMATS)}")
     if len(images) < 1:
@@ -88,7 +89,7 @@ def export_model(
         with made_for(path.parent):  # a failed export takes away the --out directories it created
             try:
                 staging.touch()
-                model = load_model_file(checkpoint)
+                model = load_model_file(checkpoint, source)
                 FORMATS[fmt].write(model, staging)
                 exported = load_exported(staging)  # verify what is on disk, not what is in memory
                 diff = max_abs_diff(exported, model, images)

@@ -38,10 +38,10 @@ def resolve(path: str | Path) -> Path:
     )
 
 
-def load_checkpoint(path: str | Path | bytes) -> dict[str, Any]:
+def load_checkpoint(path: str | Path | bytes, name: str | Path | None = None) -> dict[str, Any]:
     """Load with weights_only=True, so a checkpoint can never run code when opened. `path` may also be the
-    file's bytes (the benchmark ships files to its workers so)."""
-    file = "the checkpoint's bytes" if isinstance(path, bytes) else resolve(path)
+    file's bytes (the benchmark ships files to its workers so), with `name` the file they were read from."""
+    file = (name or "(sent as bytes)") if isinstance(path, bytes) else resolve(path)
     try:
         with warnings.catch_warnings():
             # A damaged file makes torch warn about its pickle protocol before failing; the error says it all.
@@ -91,6 +91,6 @@ def model_from_state(state: dict[str, Any]) -> StudentCNN:
     return model.eval()
 
 
-def load_model_file(path: str | Path | bytes) -> StudentCNN:
+def load_model_file(path: str | Path | bytes, name: str | Path | None = None) -> StudentCNN:
     """Rebuild a model, in eval mode, from a checkpoint file or directory (an exported state_dict too)."""
-    return model_from_state(load_checkpoint(path))
+    return model_from_state(load_checkpoint(path, name))

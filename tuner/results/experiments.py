@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -135,9 +136,12 @@ class Experiment:
         """Checkpoint file of a trial, or of the best trial."""
         if trial_id is None:
             if self.best is None:
-                raise ExperimentError(
-                    f"experiment {self.name!r} has no trial that finished an epoch; nothing to use yet"
-                )
+                name = shlex.quote(self.name)
+                todo = {
+                    "running": f"wait for its first epoch (`tuner results {name}` shows it)",
+                    "interrupted": f"continue it with `tuner sweep --resume {name}`",
+                }.get(self.state, "run a new sweep")
+                raise ExperimentError(f"experiment {self.name!r} has no trial that finished an epoch; {todo}")
             ckpt = self.best["checkpoint"]
         else:
             ckpt = self.trial(trial_id)["checkpoint"]
@@ -229,5 +233,10 @@ def load_model(source: str | Path, trial: str | None = None, storage: str | Path
 
     path = Path(source)
     if trial is None and (path.is_file() or (path / CHECKPOINT_FILE).is_file()):
+        if path.name.endswith((".onnx", ".torchscript.pt")):  # exports that are no longer a tuner checkpoint
+            raise ExperimentError(
+                f"{path} is an {'ONNX' if path.suffix == '.onnx' else 'TorchScript'} export, not a checkpoint; "
+                "load_model reads checkpoints and state_dict exports (`tuner evaluate` scores any of them)"
+            )
         return load_model_file(path)
     return load_model_file(load_experiment(source, storage).checkpoint(trial))

@@ -3,7 +3,7 @@ together, SIGTERM as Ctrl-C.
 
     tuner = new_tuner(settings, space, trainable, parallel, callbacks)
     with term_as_interrupt():  # until the sweep's last file is written
-        with quiet_ray(), started_together(parallel):
+        with quiet_ray(), started_together(parallel), ctrl_c_back_after_fit():
             tuner.fit()
 
 Each undoes what it changes when the block ends, so a Python caller's logging,
@@ -103,6 +103,24 @@ def term_as_interrupt() -> Iterator[None]:
         # processes on SIGTERM), which must stay after this block.
         if signal.getsignal(signal.SIGTERM) is forward:
             signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def ctrl_c_back_after_fit() -> Iterator[None]:
+    """Put back the SIGINT (and SIGUSR1) handlers fit() found. Ray Tune installs one that only asks the run to
+    stop, and keeps it after fit() returns: a Ctrl-C or SIGTERM while the tables are written or the best model is
+    benchmarked would print Ray's "ending Ray Tune run" and be ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    names = [s for s in (signal.SIGINT, getattr(signal, "SIGUSR1", None)) if s is not None]
+    found = {s: signal.getsignal(s) for s in names}
+    try:
+        yield
+    finally:
+        for s, handler in found.items():
+            if handler is not None:  # None: set outside Python, cannot be put back from here
+                signal.signal(s, handler)
 
 
 def trial_dirname(trial: Any) -> str:

@@ -7,12 +7,14 @@ happen, so the tables never depend on Ray's own loggers. Each epoch also prints
     [  41s] trial 3f2a epoch 2/3  val_loss 0.00231  val_psnr 26.36 dB  val_ssim 0.9120 | 1 done, 2 running, ...
 
 (every metric the registry, tuner.core.metrics, marks for the progress line; then the counts, e.g.
-"1 done, 2 running, 1 pending", and the estimate, "at most 90 s left").
+"1 done, 2 running, 1 pending", and the estimate, "about 90 s of training left": epochs at their median
+time; trial starts and restores come on top).
 
 ("paused" joins the counts while tuner's ASHA holds trials at a rung.)
 
-The estimate is an upper bound: every unfinished trial running to --max-epochs,
-as many at a time as fit, at the median epoch time measured so far.
+The estimate counts training only: every unfinished trial running to --max-epochs, as many at a time as
+fit, at the median epoch time measured so far. Starting or restoring a trial's worker (seconds on a CPU) is
+not in it, so it is "about", not "at most".
 """
 
 from __future__ import annotations
@@ -133,13 +135,13 @@ class SweepMonitor(Callback):
             if self.epoch_seconds
             else 0.0
         )
-        return f"at most {duration(left)} left"
+        return f"about {duration(left)} of training left"
 
     def _budget(self) -> str:
         whole = self.num_samples * self.max_epochs * self.epoch_seconds[0] / max(1, self.parallel)
         return (
-            f"{self.num_samples} trials x {self.max_epochs} epochs, {self.parallel} at a time, take at most "
-            f"{duration(whole)}; early stopping usually ends most trials sooner"
+            f"{self.num_samples} trials x {self.max_epochs} epochs, {self.parallel} at a time, take about "
+            f"{duration(whole)} of training, plus each trial's start; early stopping usually ends most trials sooner"
         )
 
     def _ended(self, trial: Any, outcome: str, error: str = "") -> None:

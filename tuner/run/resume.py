@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import shlex
+import shutil
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -47,9 +48,10 @@ def check_resumable(exp_dir: Path) -> tuple[SweepSettings, dict[str, Any], dict[
         raise _refuse(exp_dir, f"{SETTINGS_FILE} cannot be read ({first_line(exc, 80)})") from None
     trials = record.read(exp_dir)  # RecordError: missing or damaged, in one line
     has = {pattern: any(exp_dir.glob(pattern)) for pattern in ray_files(settings)}
-    if not any(has.values()):
+    if not any(has.values()) or nothing_to_resume(exp_dir, settings, trials):
         raise ExperimentError(
-            f"experiment {exp_dir.name!r} was interrupted before Ray saved any state; start it again under a new --name"
+            f"experiment {exp_dir.name!r} was stopped before Ray saved any state and before any epoch ended: "
+            f"nothing to resume; delete {exp_dir} and run the sweep again, or use a new --name"
         )
     absent = [pattern for pattern, present in has.items() if not present]
     if absent:
@@ -63,6 +65,28 @@ def check_resumable(exp_dir: Path) -> tuple[SweepSettings, dict[str, Any], dict[
         if trial.outcome is None and trial.epochs and not trial.epochs[-1].get("diverged"):
             _check_checkpoint(exp_dir, trial.trial_id)
     return settings, info, trials
+
+
+def nothing_to_resume(exp_dir: Path, settings: SweepSettings, trials: dict[str, record.TrialRecord]) -> bool:
+    """A sweep stopped before Ray first saved its experiment state (a Ctrl-C while trials start) cannot be
+    resumed; when no epoch had ended either, it holds nothing worth keeping. Ray's files of a URI storage are
+    not here to look at, so such a sweep is never said to hold nothing."""
+    saved = any(exp_dir.glob(ray_adapter.EXPERIMENT_STATES))
+    return not settings.remote_storage and not saved and not any(t.epochs for t in trials.values())
+
+
+def discard_if_nothing_ran(exp_dir: Path) -> bool:
+    """Remove a sweep's folder that holds nothing to resume (see nothing_to_resume), so the same command starts
+    it again; True when removed. The caller holds the folder's lock: another process's new sweep is never seen."""
+    try:
+        settings, _ = load_settings(exp_dir)
+    except TunerError:
+        return False
+    trials, damage = record.scan(exp_dir)
+    if damage or not nothing_to_resume(exp_dir, settings, trials):
+        return False
+    shutil.rmtree(exp_dir, ignore_errors=True)
+    return True
 
 
 def _has_study(db: Path) -> bool:

@@ -31,21 +31,13 @@ from tuner.results import record
 from tuner.results import tables as results
 from tuner.results.experiments import SPACE_COPY, find_experiment
 from tuner.results.state import all_ended, experiment_lock, read_state, running_where, write_state
-from tuner.run import tracking
+from tuner.run import resume, tracking
 from tuner.run.cluster import RayInfo, check_fits, connect, slots
-from tuner.run.fit import new_tuner, quiet_ray, started_together, term_as_interrupt
+from tuner.run.fit import ctrl_c_back_after_fit, new_tuner, quiet_ray, started_together, term_as_interrupt
 from tuner.run.fit import trial_dirname as _trial_dirname  # noqa: F401  (tuner 0.1 pickled tuner.sweep.*)
 from tuner.run.pareto import retime_models, teacher_speed
 from tuner.run.progress import SweepMonitor
 from tuner.run.ray_adapter import new_trials_follow_the_folder, own_optuna_study
-from tuner.run.resume import (
-    check_resumable,
-    reattach,
-    recover_cut_epochs,
-    refill_deleted_checkpoints,
-    restore,
-    summary_line,
-)
 from tuner.run.storage import check_storage, copy_back, pull_ray_state, where
 from tuner.run.trainable import train_trial
 from tuner.search.checks import check, check_new_name, check_training_memory
@@ -60,6 +52,7 @@ class SweepOutcome:
     experiment_dir: Path
     summary: results.Summary | None
     interrupted: bool
+    discarded: bool = False  # interrupted before Ray saved its state or any epoch ended: the folder is gone
 
     def command(self, verb: str) -> str:
         """A tuner command for this experiment, quoted for the shell (--storage added when not the default)."""
@@ -193,21 +186,21 @@ def resume_sweep(
                 "for it or stop it; if that machine lost the process, delete its state.json and resume again"
             )
         pull_ray_state(exp_dir)  # a URI experiment: Ray's files, which a killed sweep never copied back
-        settings, info, trials = check_resumable(exp_dir)  # before any file changes
+        settings, info, trials = resume.check_resumable(exp_dir)  # before any file changes
         tracking.check(settings.mlflow)
         found = _connect_and_check(settings, address or settings.address)
         data, splits = _data(settings, info.get("dataset_used"))
-        log.info(summary_line(exp_dir, settings, trials))
+        log.info(resume.summary_line(exp_dir, settings, trials))
         log.info(where(settings, exp_dir))
         # The folder found, never the path sweep.json was written at: the folder may be a copy, or moved.
         ray_path = settings.ray_experiment_path if settings.remote_storage else str(exp_dir)
         with quiet_ray():
-            tuner = restore(exp_dir, ray_path, _with_data(trainable, data, settings, info.get("teacher_speed")))
+            tuner = resume.restore(exp_dir, ray_path, _with_data(trainable, data, settings, info.get("teacher_speed")))
         if not settings.remote_storage:  # after Ray's pickle has read, before Ray looks for checkpoints in fit()
-            refill_deleted_checkpoints(exp_dir, [t.trial_id for t in trials.values() if t.outcome is None])
-        if recover_cut_epochs(exp_dir, trials):
+            resume.refill_deleted_checkpoints(exp_dir, [t.trial_id for t in trials.values() if t.outcome is None])
+        if resume.recover_cut_epochs(exp_dir, trials):
             trials = record.read(exp_dir)
-        reattach(tuner, exp_dir, trials)
+        resume.reattach(tuner, exp_dir, trials)
         return _fit_and_summarise(tuner, exp_dir, settings, _parallel(settings, found), splits.benchmark_images)
 
 
@@ -223,7 +216,7 @@ def _fit_and_summarise(
         try:
             # Ray restores the searcher inside fit(): its Optuna study must be this folder's (see ray_adapter).
             folder = new_trials_follow_the_folder()
-            with quiet_ray(), started_together(parallel), own_optuna_study(exp_dir), folder:
+            with quiet_ray(), started_together(parallel), own_optuna_study(exp_dir), folder, ctrl_c_back_after_fit():
                 tuner.fit()  # Ctrl-C or SIGTERM: Ray saves its state and returns early
         except KeyboardInterrupt:
             pass  # a second Ctrl-C: Ray stops at once; the record still says what ended, the state says interrupted
@@ -232,9 +225,14 @@ def _fit_and_summarise(
                 log.info(copy_back(settings, exp_dir))
             trials = record.read(exp_dir)
             interrupted = not all_ended(trials, settings.num_samples)
-            write_state(exp_dir, "interrupted" if interrupted else "finished")
-            summary = results.summarise(exp_dir)
             tracking.finish(exp_dir, interrupted)
+            # Ray could not resume it, and nothing was computed: the same command starts it again.
+            discard = interrupted and resume.discard_if_nothing_ran(exp_dir)
+            if not discard:
+                write_state(exp_dir, "interrupted" if interrupted else "finished")
+                summary = results.summarise(exp_dir)
+        if discard:
+            return SweepOutcome(exp_dir, None, interrupted=True, discarded=True)
         if settings.pareto and not interrupted:
             retime_models(settings, exp_dir)  # the figures a person reads, taken with nothing else running
             summary = results.summarise(exp_dir)
