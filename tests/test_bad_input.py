@@ -403,6 +403,9 @@ def test_list_keeps_counts_whole_and_cuts_reasons_at_a_word(copy, capsys):
     reason = rows["broken"]["state"]
     assert reason.startswith("damaged: ") and reason.endswith("...") and len(reason) <= 100, reason
     assert reason[:-3].split()[-1] in ("many", "cannot", "be", "read"), reason  # cut between words
+    for fmt in ("table", "markdown"):  # a damaged experiment's unknown counts: one mark, not <NA> and NaN
+        code, out, _ = run(capsys, "list", "--storage", copy.parent, "--format", fmt)
+        assert code == 0 and "<NA>" not in out and "NaN" not in out and "nan" not in out, out
 
 
 def test_a_closed_pipe_ends_quietly_and_an_overlong_path_in_one_line(monkeypatch, capfd):

@@ -19,7 +19,8 @@ from tuner.learn.fidelity import function_of, validate
 from tuner.learn.ssim import C1, C2, SIGMA, WINDOW, ssim
 from tuner.learn.teacher import teach
 from tuner.results import record
-from tuner.results.tables import HISTORY_COLUMNS, TRIAL_COLUMNS, collect, leaderboard
+from tuner.results.leaderboard import leaderboard
+from tuner.results.tables import HISTORY_COLUMNS, TRIAL_COLUMNS, collect
 from tuner.search.settings import SweepSettings
 
 
@@ -177,7 +178,8 @@ CHANGED_METRIC = """
 import json, sys
 import tuner.core.constants as c
 c.METRIC, c.MODE = "val_ssim", "max"  # before any other tuner module reads them
-from tuner.results.tables import LEADERBOARD_COLUMNS, collect, leaderboard
+from tuner.results.leaderboard import LEADERBOARD_COLUMNS, leaderboard
+from tuner.results.tables import collect
 summary = collect(sys.argv[1])
 print(json.dumps({"best": summary.best["trial_id"], "first": leaderboard(summary.trials).iloc[0]["trial_id"],
                   "last_column": LEADERBOARD_COLUMNS[-1], "metrics": list(summary.best["metrics"])[:1]}))

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def cmd_sweep(args: argparse.Namespace) -> int:
     # Flags are checked before Ray is even imported: a refusal comes at once.
     settings = None if args.resume else settings_from(args)
-    from tuner.results.tables import leaderboard, render
+    from tuner.results.leaderboard import leaderboard, render
     from tuner.run.cluster import disconnect
     from tuner.run.fit import term_as_interrupt
     from tuner.run.sweep import resume_sweep, run_sweep
@@ -93,7 +93,7 @@ def _late_interrupt(args: argparse.Namespace, settings: SweepSettings | None) ->
 
 def cmd_list(args: argparse.Namespace) -> int:
     from tuner.results.experiments import list_experiments
-    from tuner.results.tables import render
+    from tuner.results.leaderboard import render
 
     print(render(list_experiments(args.storage), args.format))
     return 0
@@ -101,7 +101,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_results(args: argparse.Namespace) -> int:
     from tuner.results.experiments import load_experiment
-    from tuner.results.tables import leaderboard, render
+    from tuner.results.leaderboard import leaderboard, render
 
     exp = load_experiment(args.experiment, args.storage)
     trials = exp.trials
