@@ -73,7 +73,11 @@ def render(frame: pd.DataFrame, fmt: str) -> str:
         rows = [list(frame.columns), ["---"] * len(frame.columns), *cells]
         return "\n".join("| " + " | ".join(r) + " |" for r in rows)
     if fmt == "table":
-        return frame.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-") if len(frame) else "(none)"
+        if not len(frame):
+            return "(none)"
+        # na_rep reaches float columns only; a nullable integer's <NA> is marked here.
+        frame = frame.apply(lambda c: c if c.dtype.kind == "f" else c.astype(object).where(c.notna(), "-"))
+        return frame.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-")
     raise TunerError(f"unknown format {fmt!r}; use one of: {', '.join(TABLE_FORMATS)}")
 
 
