@@ -11,6 +11,9 @@ import csv
 import json
 import shutil
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -406,6 +409,36 @@ def test_list_keeps_counts_whole_and_cuts_reasons_at_a_word(copy, capsys):
     for fmt in ("table", "markdown"):  # a damaged experiment's unknown counts: one mark, not <NA> and NaN
         code, out, _ = run(capsys, "list", "--storage", copy.parent, "--format", fmt)
         assert code == 0 and "<NA>" not in out and "NaN" not in out and "nan" not in out, out
+
+
+def test_sigterm_is_ctrl_c_for_any_command(monkeypatch, capsys):
+    import os
+    import signal
+
+    from tuner.cli import commands
+
+    def killed(args):
+        os.kill(os.getpid(), signal.SIGTERM)  # `timeout` or `kill` while the command prints
+        time.sleep(10)
+        return 0
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(commands, "cmd_list", killed)
+    assert main(["list"]) == 130 and capsys.readouterr().err == "tuner: interrupted\n"
+    assert signal.getsignal(signal.SIGTERM) is before  # a Python caller's handler is back
+
+
+def test_a_signal_while_python_exits_ends_at_once_without_a_traceback():
+    # Every file written, every line printed; then Ctrl-C lands in an exit hook (torch's, Ray's).
+    code = (
+        "import atexit, os, signal\n"
+        "from tuner.cli import main as cli\n"
+        "cli.main = lambda: 0\n"
+        "atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT))\n"
+        "cli.run()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130 and done.stderr == "tuner: interrupted\n", done.stderr
 
 
 def test_a_closed_pipe_ends_quietly_and_an_overlong_path_in_one_line(monkeypatch, capfd):

@@ -148,12 +148,18 @@ def test_ray_init_leaves_the_callers_sigterm_handler_only_inside_the_block():
 
 
 CONNECT_UNDER_TERM = """
-import signal
+import os, signal, time
 from tuner.run.cluster import connect, disconnect
 from tuner.run.fit import term_as_interrupt
 with term_as_interrupt():
     connect()
     print(signal.getsignal(signal.SIGTERM).__qualname__)
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)  # as while a sweep's images are made, after Ray started
+        time.sleep(10)
+        print("not interrupted")
+    except KeyboardInterrupt:
+        print("interrupted")
     disconnect()
 """
 
@@ -170,7 +176,8 @@ def test_a_sigterm_while_ray_starts_or_images_are_made_is_a_ctrl_c():
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.splitlines()[-1] == "term_as_interrupt.<locals>.forward", done.stdout
+    assert done.stdout.splitlines()[-2:] == ["term_as_interrupt.<locals>.forward", "interrupted"], done.stdout
+    assert "SIGTERM received" not in done.stderr, done.stderr[-2000:]  # the core worker's native stack dump
 
 
 def test_no_other_module_names_a_ray_private():

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 def cmd_sweep(args: argparse.Namespace) -> int:
     # Flags are checked before Ray is even imported: a refusal comes at once.
     settings = None if args.resume else settings_from(args)
-    from tuner.results.leaderboard import leaderboard, render
     from tuner.run.cluster import disconnect
     from tuner.run.fit import term_as_interrupt
     from tuner.run.sweep import resume_sweep, run_sweep
@@ -43,6 +42,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             "run the same command to start again"
         )
         return 130
+    try:
+        return _print_outcome(outcome)
+    except KeyboardInterrupt:  # the sweep's files were all written before this
+        if outcome.interrupted:
+            raise
+        print(f"\ninterrupted after the sweep finished: its results are complete; see {outcome.command('results')}")
+        return 130
+
+
+def _print_outcome(outcome: SweepOutcome) -> int:
+    from tuner.results.leaderboard import leaderboard, render
+
     summary = outcome.summary
     print()
     if summary is not None and summary.best is not None:
@@ -77,7 +88,10 @@ def _late_interrupt(args: argparse.Namespace, settings: SweepSettings | None) ->
     try:
         exp_dir = find_experiment(name, storage)
     except TunerError:
-        raise KeyboardInterrupt from None  # interrupted before the experiment existed: main() says so
+        if args.resume:
+            raise KeyboardInterrupt from None  # main() says so
+        print("interrupted before the sweep's folder was made: nothing to keep; run the same command to start")
+        return None
     try:  # a new sweep stopped before its fit began: nothing to resume, nothing computed
         with experiment_lock(exp_dir):  # refused while another process runs the folder: not ours to remove
             if discard_if_nothing_ran(exp_dir):

@@ -20,9 +20,12 @@ import argparse
 import errno
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NoReturn
 
 from tuner.cli.parser import build_parser
 from tuner.core.errors import TunerError
@@ -72,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        with _sigterm_as_ctrl_c():
+            return func(args)
     except TunerError as exc:
         print(f"tuner: error: {exc}", file=sys.stderr)
         return 2
@@ -87,3 +91,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"tuner: error: a path is too long for this system ({exc.strerror}); shorten it", file=sys.stderr)
         return 2
+
+
+def run() -> NoReturn:
+    """The `tuner` program: main(), then exit. A Ctrl-C or SIGTERM that comes while Python shuts down (torch's and
+    Ray's exit hooks, after every file was written and every line printed) ends it at once with 130: not a
+    KeyboardInterrupt traceback from inside an exit hook, nor a silent death by signal."""
+    code = main()
+
+    def leave(signum: int, frame: Any) -> None:
+        os.write(2, b"tuner: interrupted\n")
+        os._exit(130)
+
+    for which in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(which, leave)
+    sys.exit(code)
+
+
+@contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (`kill`, `timeout`) is Ctrl-C for the whole command, also where no sweep or benchmark runs (the
+    tables printed after one): "tuner: interrupted", 130, instead of a death by signal."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is interrupt:
+            signal.signal(signal.SIGTERM, previous)

@@ -90,7 +90,7 @@ def experiment_lock(exp_dir: Path) -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     raise ExperimentError(
-                        f"experiment {exp_dir.name!r} is being run by another process ({running_where(exp_dir)}); "
+                        f"experiment {exp_dir.name!r} is being run by another process{running_where(exp_dir)}; "
                         "wait for it to end, or stop it"
                     ) from None
                 time.sleep(0.05)
@@ -140,12 +140,12 @@ def all_ended(trials: dict[str, record.TrialRecord], asked: int) -> bool:
 
 
 def running_where(exp_dir: Path) -> str:
-    """Which process state.json says runs the sweep: `pid 123 on host`."""
+    """Which process state.json says runs the sweep, for a message: ` (pid 123 on host)`; "" when it says none."""
     try:
         doc = json.loads((Path(exp_dir) / STATE_FILE).read_text())
-        return f"pid {doc['pid']} on {doc['host']}"
+        return f" (pid {doc['pid']} on {doc['host']})"
     except (OSError, ValueError, KeyError, TypeError):
-        return "unknown process"
+        return ""
 
 
 def _alive(pid: int) -> bool:

@@ -13,6 +13,8 @@ here as well (`own_optuna_study`), because Ray is what pickles the Optuna storag
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -267,3 +269,8 @@ def sigterm_left_to_the_caller() -> Iterator[None]:
         yield
     finally:
         utils.set_sigterm_handler = original
+        # The driver's C++ core worker puts its failure-signal handler (a native stack dump on stderr, then the
+        # caller's handler) under Python's for SIGTERM; registering the caller's again takes that back.
+        caller = signal.getsignal(signal.SIGTERM)
+        if callable(caller) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, caller)

@@ -182,7 +182,7 @@ def resume_sweep(
             return SweepOutcome(exp_dir, tables(exp_dir), interrupted=False)
         if state == "running":
             raise ExperimentError(
-                f"experiment {exp_dir.name!r} is still running in another process ({running_where(exp_dir)}); wait "
+                f"experiment {exp_dir.name!r} is still running in another process{running_where(exp_dir)}; wait "
                 "for it or stop it; if that machine lost the process, delete its state.json and resume again"
             )
         pull_ray_state(exp_dir)  # a URI experiment: Ray's files, which a killed sweep never copied back
