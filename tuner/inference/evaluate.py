@@ -25,6 +25,7 @@ def fidelity_on_dataset(
     """Fidelity of a checkpoint or exported model (any format) on a dataset's held-out images
     (CIFAR-10: its test split, looked for in `data_dir`)."""
     model = load_exported(model_path)
+    log.info(f"evaluate: {model_path} on up to {size:,} images of {dataset}")  # making them can take a while
     started = time.monotonic()
     source, images = evaluation_images(dataset, size, seed, data_dir)
     log.info(f"evaluate: {len(images)} images of {source} ready in {time.monotonic() - started:.0f} s")
