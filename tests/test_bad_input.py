@@ -433,12 +433,13 @@ def test_a_signal_while_python_exits_ends_at_once_without_a_traceback():
     code = (
         "import atexit, os, signal\n"
         "from tuner.cli import main as cli\n"
-        "cli.main = lambda: 0\n"
+        "cli.main = lambda: print('the table') or 0\n"
         "atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT))\n"
         "cli.run()\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 130 and done.stderr == "tuner: interrupted\n", done.stderr
+    assert done.stdout == "the table\n"  # printed into a pipe's buffer, written out before the exit
 
 
 def test_a_closed_pipe_ends_quietly_and_an_overlong_path_in_one_line(monkeypatch, capfd):
