@@ -43,6 +43,7 @@ def row(argv: tuple[str, ...], fragment: str, files: dict[str, str | bytes] | No
 ROWS = [
     # sweep flags
     row((*SWEEP, "--min-delta", "-1"), "--min-delta must be a relative improvement in [0, 1)"),
+    row((*SWEEP, "--scheduler", "pbt", "--searcher", "random", "--concurrency", "1"), "compares trials that run at"),
     row((*SWEEP, "--cpus-per-trial", "inf"), "--cpus-per-trial must be a finite number, got inf"),
     row((*SWEEP, "--seed", "-1"), "--seed must be 0 or more, got -1; pass a whole number from 0 to 4294967295"),
     row((*SWEEP, "--seed", str(2**64 + 1)), "--seed must be at most 4294967295"),

@@ -85,6 +85,8 @@ def _damage_checkpoints(exp: Path, how: str) -> None:
 def _stopped_before_ray_saved_or_an_epoch_ended(exp: Path) -> None:
     for state in exp.glob("experiment_state-*.json"):
         state.unlink()
+    for ckpt in exp.glob("trial_*/checkpoint_*"):
+        shutil.rmtree(ckpt)
     starts = [line for line in (exp / "record.jsonl").read_text().splitlines(True) if '"event": "start"' in line]
     (exp / "record.jsonl").write_text("".join(starts))
 
@@ -146,6 +148,32 @@ def test_a_sweep_that_lost_its_state_json_reads_as_running_while_another_process
         holder.kill()
         holder.wait()
     assert read_state(copy) == "finished"
+
+
+@pytest.mark.parametrize(
+    "left, removed",
+    [
+        ("nothing", True),  # a Ctrl-C while the first trials started: the same command starts it again
+        ("a checkpoint", False),
+        ("an ended trial", False),  # an error's traceback is the user's
+        ("Ray's state", False),  # then the resume works
+    ],
+)
+def test_only_a_sweep_that_holds_nothing_is_discarded(made_experiment, tmp_path, left, removed):
+    from tuner.run.resume import discard_if_nothing_ran
+
+    copy = tmp_path / "made"
+    shutil.copytree(made_experiment, copy)
+    lines = (copy / "record.jsonl").read_text().splitlines(True)
+    kept = [line for line in lines if '"event": "start"' in line or (left == "an ended trial" and '"end"' in line)]
+    (copy / "record.jsonl").write_text("".join(kept))
+    if left != "a checkpoint":
+        for ckpt in copy.glob("trial_*/checkpoint_*"):
+            shutil.rmtree(ckpt)
+    if left == "Ray's state":
+        (copy / "experiment_state-2026-12-06_00-00-00.json").write_text("{}")
+    assert discard_if_nothing_ran(copy) is removed
+    assert copy.exists() is not removed
 
 
 def test_resuming_a_finished_sweep_writes_the_tables_its_driver_did_not(made_experiment, tmp_path):

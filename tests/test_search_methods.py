@@ -72,6 +72,17 @@ def test_pbt_limits_trials_at_once_in_its_own_generator(tmp_path, concurrency):
     assert generator.max_concurrent == (concurrency or 0)  # 0: the nodes' resources alone bound it
 
 
+def test_pbt_needs_two_trials_at_once():
+    from tuner.search.checks import check_population
+
+    with pytest.raises(SettingsError, match="--concurrency 1 leaves one; pass --concurrency 2 or more"):
+        check_population("pbt", 4, 1)
+    with pytest.raises(SettingsError, match="--num-samples 1 leaves one"):
+        check_population("pbt", 1, None)
+    check_population("pbt", 2, None)
+    check_population("asha", 1, 1)
+
+
 def test_a_space_file_can_name_them_and_is_checked(tmp_path):
     space = space_file(tmp_path, SPACE + "searcher: random\nscheduler: median\n")
     assert (space.searcher, space.scheduler) == ("random", "median")

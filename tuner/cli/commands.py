@@ -80,7 +80,7 @@ def _late_interrupt(args: argparse.Namespace, settings: SweepSettings | None) ->
     before its fit began (Ray could not resume it) is removed, so the same command starts it again."""
     from tuner.core.errors import TunerError
     from tuner.results.experiments import find_experiment
-    from tuner.results.state import experiment_lock, read_state
+    from tuner.results.state import experiment_lock, read_state, written_here
     from tuner.run.resume import discard_if_nothing_ran
     from tuner.run.sweep import SweepOutcome
 
@@ -92,12 +92,13 @@ def _late_interrupt(args: argparse.Namespace, settings: SweepSettings | None) ->
             raise KeyboardInterrupt from None  # main() says so
         print("interrupted before the sweep's folder was made: nothing to keep; run the same command to start")
         return None
-    try:  # a new sweep stopped before its fit began: nothing to resume, nothing computed
-        with experiment_lock(exp_dir):  # refused while another process runs the folder: not ours to remove
-            if discard_if_nothing_ran(exp_dir):
-                return SweepOutcome(exp_dir, None, interrupted=True, discarded=True)
-    except TunerError:
-        raise KeyboardInterrupt from None
+    if not args.resume and written_here(exp_dir):  # this process's new sweep, stopped before its fit began
+        try:
+            with experiment_lock(exp_dir):
+                if discard_if_nothing_ran(exp_dir):
+                    return SweepOutcome(exp_dir, None, interrupted=True, discarded=True)
+        except TunerError:
+            raise KeyboardInterrupt from None
     outcome = SweepOutcome(exp_dir, None, interrupted=read_state(exp_dir) != "finished")
     if outcome.interrupted:
         return outcome  # cmd_sweep prints the resume hint

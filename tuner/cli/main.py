@@ -98,11 +98,6 @@ def run() -> NoReturn:
     Ray's exit hooks, after every file was written and every line printed) ends it at once with 130: not a
     KeyboardInterrupt traceback from inside an exit hook, nor a silent death by signal."""
     code = main()
-    for stream in (sys.stdout, sys.stderr):  # os._exit below writes out no buffer: a pipe's lines go now
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe (`| head`) or stream: nothing to keep
-            pass
 
     def leave(signum: int, frame: Any) -> None:
         os.write(2, b"tuner: interrupted\n")
@@ -110,6 +105,11 @@ def run() -> NoReturn:
 
     for which in (signal.SIGINT, signal.SIGTERM):
         signal.signal(which, leave)
+    for stream in (sys.stdout, sys.stderr):  # os._exit writes out no buffer: a pipe's lines go now
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`| head`) or stream: nothing to keep
+            pass
     sys.exit(code)
 
 

@@ -235,7 +235,7 @@ def load_model(source: str | Path, trial: str | None = None, storage: str | Path
     if trial is None and (path.is_file() or (path / CHECKPOINT_FILE).is_file()):
         if path.name.endswith((".onnx", ".torchscript.pt")):  # exports that are no longer a tuner checkpoint
             raise ExperimentError(
-                f"{path} is an {'ONNX' if path.suffix == '.onnx' else 'TorchScript'} export, not a checkpoint; "
+                f"{path} is {'an ONNX' if path.suffix == '.onnx' else 'a TorchScript'} export, not a checkpoint; "
                 "load_model reads checkpoints and state_dict exports (`tuner evaluate` scores any of them)"
             )
         return load_model_file(path)

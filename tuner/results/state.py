@@ -80,7 +80,7 @@ def experiment_lock(exp_dir: Path) -> Iterator[None]:
     state.json is gone. The lock is on the folder itself, so a refused start leaves no file behind, and the kernel
     drops it when the process ends however it ends: a killed sweep never leaves the folder locked."""
     exp_dir = Path(exp_dir).resolve()
-    fd = os.open(exp_dir, os.O_RDONLY | os.O_DIRECTORY)
+    fd, held = os.open(exp_dir, os.O_RDONLY | os.O_DIRECTORY), False
     try:
         deadline = time.monotonic() + LOCK_WAIT_S
         while True:
@@ -95,10 +95,12 @@ def experiment_lock(exp_dir: Path) -> Iterator[None]:
                     ) from None
                 time.sleep(0.05)
         _HELD.add(exp_dir)
+        held = True
         yield
     finally:
-        _HELD.discard(exp_dir)
-        os.close(fd)  # closing releases the lock
+        if held:  # a refused second attempt in this process leaves the first one's mark
+            _HELD.discard(exp_dir)
+        os.close(fd)  # closing releases the lock (this descriptor's: a refused attempt holds none)
 
 
 def _locked_elsewhere(exp_dir: Path) -> bool:
@@ -137,6 +139,12 @@ def all_ended(trials: dict[str, record.TrialRecord], asked: int) -> bool:
     """A sweep finished when as many trials as it asked for have an end in the record: what a sweep writes to
     state.json as it stops, and what a lost state.json is worked out from."""
     return sum(t.outcome is not None for t in trials.values()) >= asked
+
+
+def written_here(exp_dir: Path) -> bool:
+    """Whether this process wrote the folder's state.json: a folder found by name again is this sweep's own."""
+    doc = _document(exp_dir)
+    return doc is not None and doc.get("pid") == os.getpid() and doc.get("host") == socket.gethostname()
 
 
 def running_where(exp_dir: Path) -> str:

@@ -32,7 +32,7 @@ from typing import Any
 import ray
 
 from tuner.core.errors import ClusterError, shorten
-from tuner.run import ray_adapter
+from tuner.run import ray_adapter, ray_processes
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +102,12 @@ def connect(address: str | None = None) -> RayInfo:
         _sigterm_before, _ours = signal.getsignal(signal.SIGTERM), True
         address = address or os.environ.get("RAY_ADDRESS") or None
         # A handler the caller set (fit.term_as_interrupt) stays; without one, Ray's make SIGTERM end Ray.
-        keep = ray_adapter.sigterm_left_to_the_caller() if callable(_sigterm_before) else contextlib.nullcontext()
+        keep = ray_processes.sigterm_left_to_the_caller() if callable(_sigterm_before) else contextlib.nullcontext()
         if address is None:
             # A private instance needs no warning about how other machines would authenticate to it.
             auth_log = logging.getLogger(ray_adapter.AUTH_LOGGER)
             auth_log.setLevel(logging.ERROR)
-            with ray_adapter.ray_processes_in_their_own_session(), keep:
+            with ray_processes.ray_processes_in_their_own_session(), keep:
                 ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
             auth_log.setLevel(logging.NOTSET)
         else:

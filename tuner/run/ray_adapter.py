@@ -1,8 +1,9 @@
-"""Every part of Ray Tune that tuner uses without Ray promising it, in one place, checked loudly.
+"""Every part of Ray Tune that tuner uses without Ray promising it, in one place, checked loudly (how Ray
+starts its processes and takes SIGTERM: ray_processes.py, beside it).
 
 Ray's public API does not cover everything a resumable sweep needs: the configs a restored Tuner came back
 with, two HyperBand limits, the scheduler's metric, whether a trial is saving, the MLflow callback's client and
-runs, where a restored searcher stores new trials, how Ray starts its processes, three environment switches,
+runs, where a restored searcher stores new trials, three environment switches,
 three logger names and the files Ray writes into an experiment folder. Each is named here once, and each
 accessor fails with a TunerError naming the installed Ray version and what is missing, never with a silent
 default: a Ray upgrade that moves one of them stops the sweep in one line instead of changing what it does.
@@ -13,8 +14,6 @@ here as well (`own_optuna_study`), because Ray is what pickles the Optuna storag
 from __future__ import annotations
 
 import os
-import signal
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -222,55 +221,3 @@ def new_trials_follow_the_folder() -> Iterator[None]:
         yield
     finally:
         TuneController.resume = original
-
-
-@contextmanager
-def ray_processes_in_their_own_session() -> Iterator[None]:
-    """Ray's processes started meanwhile (GCS, raylet, and through the raylet every worker) get a session of
-    their own, away from the driver's process group.
-
-    Ray's children block SIGINT, so a Ctrl-C to the group reaches only the driver, which stops Ray in order;
-    they do not block SIGTERM, so `kill -TERM -PGID` or `timeout` killed them under the driver, which then
-    waited 60 s for its GCS and exited 1 without the resume hint. Ray's kernel fate-sharing
-    (PR_SET_PDEATHSIG) does not depend on the session: they still die with the driver."""
-    from ray._private import services
-
-    original = services.__dict__.get("ConsolePopen")
-    if original is None:
-        missing("ray._private.services.ConsolePopen (how Ray starts its processes)")
-
-    class OwnSessionPopen(original):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs.setdefault("start_new_session", True)
-            super().__init__(*args, **kwargs)
-
-    services.ConsolePopen = OwnSessionPopen
-    try:
-        yield
-    finally:
-        services.ConsolePopen = original
-
-
-@contextmanager
-def sigterm_left_to_the_caller() -> Iterator[None]:
-    """ray.init leaves the SIGTERM handler the caller set (tuner's: SIGTERM as Ctrl-C).
-
-    ray.init and the local node it starts each install their own, which exit(15) or exit(1) without a word
-    wherever the signal lands: a SIGTERM during the seconds ray.init takes, or while a sweep's images are
-    made, ended tuner with no message. Ray's processes still end with the driver (its atexit hook and the
-    kernel's fate-sharing), and tuner's commands shut Ray down in order."""
-    from ray._private import utils
-
-    original = utils.__dict__.get("set_sigterm_handler")
-    if original is None:
-        missing("ray._private.utils.set_sigterm_handler (how ray.init takes over SIGTERM)")
-    utils.set_sigterm_handler = lambda handler: None
-    try:
-        yield
-    finally:
-        utils.set_sigterm_handler = original
-        # The driver's C++ core worker puts its failure-signal handler (a native stack dump on stderr, then the
-        # caller's handler) under Python's for SIGTERM; registering the caller's again takes that back.
-        caller = signal.getsignal(signal.SIGTERM)
-        if callable(caller) and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, caller)

@@ -69,10 +69,13 @@ def check_resumable(exp_dir: Path) -> tuple[SweepSettings, dict[str, Any], dict[
 
 def nothing_to_resume(exp_dir: Path, settings: SweepSettings, trials: dict[str, record.TrialRecord]) -> bool:
     """A sweep stopped before Ray first saved its experiment state (a Ctrl-C while trials start) cannot be
-    resumed; when no epoch had ended either, it holds nothing worth keeping. Ray's files of a URI storage are
-    not here to look at, so such a sweep is never said to hold nothing."""
-    saved = any(exp_dir.glob(ray_adapter.EXPERIMENT_STATES))
-    return not settings.remote_storage and not saved and not any(t.epochs for t in trials.values())
+    resumed; when no trial had ended or saved a checkpoint either, it holds nothing worth keeping. Ray's files
+    of a URI storage are not here to look at, so such a sweep is never said to hold nothing."""
+    saved = any(exp_dir.glob(ray_adapter.EXPERIMENT_STATES)) or any(
+        exp_dir.glob(f"trial_*/{ray_adapter.CHECKPOINT_DIRS}")
+    )
+    ran = any(t.epochs or t.outcome is not None for t in trials.values())  # an error's traceback is kept too
+    return not settings.remote_storage and not saved and not ran
 
 
 def discard_if_nothing_ran(exp_dir: Path) -> bool:
@@ -86,7 +89,7 @@ def discard_if_nothing_ran(exp_dir: Path) -> bool:
     if damage or not nothing_to_resume(exp_dir, settings, trials):
         return False
     shutil.rmtree(exp_dir, ignore_errors=True)
-    return True
+    return not exp_dir.exists()  # a file that could not be removed: the folder stays, and says interrupted
 
 
 def _has_study(db: Path) -> bool:

@@ -18,6 +18,7 @@ import shlex
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from tuner.run.progress import SweepMonitor
 from tuner.run.ray_adapter import new_trials_follow_the_folder, own_optuna_study
 from tuner.run.storage import check_storage, copy_back, pull_ray_state, where
 from tuner.run.trainable import train_trial
-from tuner.search.checks import check, check_new_name, check_training_memory
+from tuner.search.checks import check, check_new_name, check_population, check_training_memory
 from tuner.search.settings import SweepSettings
 from tuner.search.spaces import load_space
 
@@ -119,6 +120,7 @@ def run_sweep(settings: SweepSettings, trainable: Callable[..., None] = train_tr
         scheduler=settings.scheduler or space.scheduler or "asha",
     )
     check(settings.searcher, settings.scheduler, space, settings.pareto)
+    check_population(settings.scheduler, settings.num_samples, settings.concurrency)
     check_spec(settings.dataset, settings.data_dir)
     check_storage(settings, new=True)  # a URI storage that cannot be used fails here, before Ray
     trackers = tracking.callbacks(settings, exp_dir)  # an unreachable --mlflow fails here, before Ray
@@ -128,16 +130,17 @@ def run_sweep(settings: SweepSettings, trainable: Callable[..., None] = train_tr
         check_training_memory(space, settings.train_size, parallel)
     data, splits = _data(settings, None)
     teacher = teacher_speed(settings) if settings.pareto else None  # a Ray worker: before the folder exists
-    try:
-        exp_dir.mkdir(parents=True)
-    except FileExistsError:  # another sweep took the name while the data was being made
-        raise ExperimentExistsError(
-            f"experiment {settings.name!r} was just created by another sweep; choose another --name"
-        ) from None
-    except OSError as exc:
-        raise SettingsError(f"cannot create {exp_dir} ({exc.strerror}); choose another --storage") from None
-    with experiment_lock(exp_dir):  # until the sweep ends: a --resume meanwhile is refused, state.json or not
+    with ExitStack() as held:
+        try:
+            exp_dir.mkdir(parents=True)
+        except FileExistsError:  # another sweep took the name while the data was being made
+            raise ExperimentExistsError(
+                f"experiment {settings.name!r} was just created by another sweep; choose another --name"
+            ) from None
+        except OSError as exc:
+            raise SettingsError(f"cannot create {exp_dir} ({exc.strerror}); choose another --storage") from None
         try:  # nothing is computed yet: a folder that fails here is removed, so the name can be used again
+            held.enter_context(experiment_lock(exp_dir))  # until the sweep ends: a --resume meanwhile is refused
             write_state(exp_dir, "running")  # a --resume started now is refused, not run beside this sweep
             # The space file travels with the experiment: a copied or moved folder still knows what it searched.
             shutil.copyfile(space.path, exp_dir / SPACE_COPY)
@@ -213,13 +216,15 @@ def _fit_and_summarise(
     write_state(exp_dir, "running")
     # SIGTERM is Ctrl-C until the last file is written; after fit() Ray's own handler would exit(15) mid-table.
     with term_as_interrupt():
+        crashed = True  # until fit() returns or is interrupted: a bug's folder is kept for its traceback
         try:
             # Ray restores the searcher inside fit(): its Optuna study must be this folder's (see ray_adapter).
             folder = new_trials_follow_the_folder()
             with quiet_ray(), started_together(parallel), own_optuna_study(exp_dir), folder, ctrl_c_back_after_fit():
                 tuner.fit()  # Ctrl-C or SIGTERM: Ray saves its state and returns early
+            crashed = False
         except KeyboardInterrupt:
-            pass  # a second Ctrl-C: Ray stops at once; the record still says what ended, the state says interrupted
+            crashed = False  # a second Ctrl-C: Ray stops at once; the record says what ended, the state interrupted
         finally:
             if settings.remote_storage:
                 log.info(copy_back(settings, exp_dir))
@@ -227,7 +232,7 @@ def _fit_and_summarise(
             interrupted = not all_ended(trials, settings.num_samples)
             tracking.finish(exp_dir, interrupted)
             # Ray could not resume it, and nothing was computed: the same command starts it again.
-            discard = interrupted and resume.discard_if_nothing_ran(exp_dir)
+            discard = interrupted and not crashed and resume.discard_if_nothing_ran(exp_dir)
             if not discard:
                 write_state(exp_dir, "interrupted" if interrupted else "finished")
                 summary = results.summarise(exp_dir)

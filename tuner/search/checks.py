@@ -63,6 +63,18 @@ def check(searcher: str, scheduler: str, space: SearchSpace, pareto: bool = Fals
             )
 
 
+def check_population(scheduler: str, num_samples: int, concurrency: int | None) -> None:
+    """PBT compares the trials that run at once (with --concurrency N, N of them): one alone copies nothing."""
+    if not SCHEDULERS[scheduler].pbt_like:
+        return
+    if num_samples < 2 or concurrency == 1:
+        flag = "--num-samples" if num_samples < 2 else "--concurrency"
+        raise SettingsError(
+            f"--scheduler {scheduler} compares trials that run at once, and {flag} 1 leaves one; "
+            f"pass {flag} 2 or more{', or leave --concurrency out' if flag == '--concurrency' else ''}"
+        )
+
+
 def check_training_memory(space: SearchSpace, train_size: int, trials: int, available: int | None = None) -> None:
     """Refuse, before any image is made, a space whose largest batch (capped by the training images there
     are) of its widest model would not fit `trials` times in this machine's memory (`available` bytes:
