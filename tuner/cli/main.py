@@ -75,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
+        if getattr(args, "sigterm_ends_it", False):
+            return func(args)
         with _sigterm_as_ctrl_c():
             return func(args)
     except TunerError as exc:

@@ -138,7 +138,8 @@ def _serving(sub: argparse._SubParsersAction) -> None:
     experiment_arg(p)
     p.add_argument("--host", default="127.0.0.1", help="address to serve on [127.0.0.1]")
     p.add_argument("--port", type=port, default=8080, help="port, 1 to 65535 [8080]")
-    p.set_defaults(func=commands.cmd_dashboard)
+    # A server with open connections would wait for them at exit after a Ctrl-C; `kill` ends it at once.
+    p.set_defaults(func=commands.cmd_dashboard, sigterm_ends_it=True)
 
     p = sub.add_parser("evaluate", help="MSE and PSNR against the teacher of a model on any dataset")
     p.add_argument(
