@@ -177,7 +177,6 @@ def test_a_sigterm_while_ray_starts_or_images_are_made_is_a_ctrl_c():
         shutil.rmtree(ray_tmp, ignore_errors=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines()[-2:] == ["term_as_interrupt.<locals>.forward", "interrupted"], done.stdout
-    assert "SIGTERM received" not in done.stderr, done.stderr[-2000:]  # the core worker's native stack dump
 
 
 def test_no_other_module_names_a_ray_private():

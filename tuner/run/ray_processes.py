@@ -8,8 +8,6 @@ while it starts Ray; explained in docs/design.md.
 
 from __future__ import annotations
 
-import signal
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -62,8 +60,6 @@ def sigterm_left_to_the_caller() -> Iterator[None]:
         yield
     finally:
         utils.set_sigterm_handler = original
-        # The driver's C++ core worker puts its failure-signal handler (a native stack dump on stderr, then the
-        # caller's handler) under Python's for SIGTERM; registering the caller's again takes that back.
-        caller = signal.getsignal(signal.SIGTERM)
-        if callable(caller) and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, caller)
+        # The driver's C++ core worker also puts its failure-signal handler in front of Python's: a SIGTERM
+        # prints a native stack dump, then reaches the caller's handler. Registering the caller's again over it
+        # removed the dump, but a second SIGTERM while Ray stopped then killed the process (exit -15, 2 of 4).
